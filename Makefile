@@ -1,0 +1,40 @@
+# Two commands do all set-up: `make demo` and `make test`. Both depend on `make install`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REPO := feature_repo
+ROWS ?= 20000
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "featurehub needs Python 3.10+; set PYTHON=python3.x")'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,spark,postgres]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python $(REPO)/generate_data.py --rows $(ROWS)
+	$(BIN)/featurehub -r $(REPO) plan || test $$? -eq 2
+	$(BIN)/featurehub -r $(REPO) apply
+	$(BIN)/featurehub -r $(REPO) list views
+	$(BIN)/featurehub -r $(REPO) list services
+
+test: install
+	bash scripts/ensure-services.sh
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(REPO)/data

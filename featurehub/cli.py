@@ -1,0 +1,253 @@
+"""The `featurehub` command line: typer for parsing, rich for tables. Logic lives elsewhere.
+
+Exit codes: 0 success; 1 an error (the message says what to fix); `plan` exits 2 when there
+are changes, like `terraform plan -detailed-exitcode`, so scripts can tell.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from featurehub import __version__
+from featurehub.errors import FeaturehubError, NotFoundError
+from featurehub.feature_store import FeatureStore
+from featurehub.registry import Plan
+
+app = typer.Typer(
+    name="featurehub",
+    help="featurehub: feature definitions in code, training/serving consistency proven.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(width=None if Console().is_terminal else 120)
+err_console = Console(stderr=True)
+
+CHANGES_EXIT_CODE = 2
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _store(ctx: typer.Context) -> FeatureStore:
+    try:
+        return FeatureStore(ctx.obj["repo"])
+    except FeaturehubError as exc:
+        _fail(str(exc))
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"featurehub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    repo: Path = typer.Option(
+        Path("."), "--repo", "-r", envvar="FEATUREHUB_REPO", help="The feature repo folder."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = {"repo": repo}
+
+
+def _render_plan(plan: Plan) -> None:
+    if not plan.has_changes:
+        console.print("No changes: the registry matches the repo.")
+        return
+    symbols = {"create": "[green]+[/]", "update": "[yellow]~[/]", "delete": "[red]-[/]"}
+    for change in plan.changes:
+        kind = change.kind.replace("_", " ")
+        console.print(f"{symbols[change.action]} {change.action} {kind} [bold]{change.name}[/]")
+        for field in change.fields:
+            old = "(none)" if field.old is None else json.dumps(field.old, default=str)
+            new = "(none)" if field.new is None else json.dumps(field.new, default=str)
+            console.print(f"    {field.path}: {old} -> {new}", highlight=False)
+    counts = plan.counts()
+    console.print(
+        f"\nPlan: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['delete']} to delete."
+    )
+    for problem in plan.breaking:
+        console.print(f"[bold red]breaking:[/] {problem}", highlight=False)
+
+
+@app.command()
+def plan(ctx: typer.Context) -> None:
+    """Show what `apply` would change in the registry (exit code 2 when something would)."""
+    store = _store(ctx)
+    try:
+        result = store.plan()
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    _render_plan(result)
+    if result.has_changes:
+        raise typer.Exit(CHANGES_EXIT_CODE)
+
+
+@app.command()
+def apply(
+    ctx: typer.Context,
+    force: bool = typer.Option(False, "--force", help="Apply changes that break consumers."),
+) -> None:
+    """Validate the repo against its sources, then record it in the registry atomically."""
+    store = _store(ctx)
+    try:
+        result = store.apply(force=force)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    _render_plan(result)
+    if result.has_changes:
+        console.print(f"Applied to project [bold]{store.project}[/].")
+
+
+def _ttl(seconds: float | None) -> str:
+    """A compact duration: 2d, 6h, 1d12h, 90s; 'never' for no TTL."""
+    if seconds is None:
+        return "never"
+    left, parts = timedelta(seconds=seconds), []
+    for unit, size in (
+        ("d", timedelta(days=1)),
+        ("h", timedelta(hours=1)),
+        ("m", timedelta(minutes=1)),
+        ("s", timedelta(seconds=1)),
+    ):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or str(timedelta(seconds=seconds))
+
+
+LIST_KINDS = {"entities": "entity", "views": "feature_view", "services": "feature_service"}
+
+
+@app.command("list")
+def list_objects(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help="entities, views or services"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """List registered entities, feature views or feature services."""
+    if kind not in LIST_KINDS:
+        _fail(f"cannot list {kind!r}: choose one of entities, views, services")
+    store = _store(ctx)
+    try:
+        specs = store.registry.specs(store.project).get(LIST_KINDS[kind], {})
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(list(specs.values()), indent=2, sort_keys=True))
+        return
+    table = Table(title=f"{kind} in project {store.project}")
+    if kind == "entities":
+        for column in ("name", "join keys", "types", "description"):
+            table.add_column(column)
+        for spec in specs.values():
+            key_types = ", ".join(f"{k}: {t}" for k, t in spec["key_types"].items())
+            table.add_row(
+                spec["name"], ", ".join(spec["join_keys"]), key_types, spec["description"]
+            )
+    elif kind == "views":
+        for column in ("name", "entities", "features", "ttl", "schedule", "online", "owner"):
+            table.add_column(column)
+        for spec in specs.values():
+            table.add_row(
+                spec["name"],
+                ", ".join(spec["entities"]),
+                str(len(spec["schema"])),
+                _ttl(spec["ttl_seconds"]),
+                spec["schedule"] or "",
+                "yes" if spec["online"] else "no",
+                spec["owner"],
+            )
+    else:
+        for column in ("name", "features", "owner", "description"):
+            table.add_column(column)
+        for spec in specs.values():
+            refs = [f"{p['view']}:{f}" for p in spec["features"] for f in p["features"]]
+            table.add_row(spec["name"], "\n".join(refs), spec["owner"], spec["description"])
+    console.print(table)
+
+
+@app.command()
+def describe(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="An entity, source, feature view or service name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Show one registered object: its definition and its version history."""
+    store = _store(ctx)
+    try:
+        specs = store.registry.specs(store.project)
+        found = [(kind, objects[name]) for kind, objects in specs.items() if name in objects]
+        if not found:
+            names = [n for objects in specs.values() for n in objects]
+            from featurehub.errors import did_you_mean
+
+            raise NotFoundError(f"nothing named {name!r} is registered.{did_you_mean(name, names)}")
+        kind, spec = found[0]
+        history = store.history(kind, name)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    versions = [
+        {
+            "version": h.version,
+            "action": h.action,
+            "applied_at": h.applied_at.isoformat(),
+            "changes": h.changes,
+        }
+        for h in history
+    ]
+    if as_json:
+        print(json.dumps({"kind": kind, "spec": spec, "history": versions}, indent=2, default=str))
+        return
+    table = Table(title=f"{kind.replace('_', ' ')} {name}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in spec.items():
+        table.add_row(key, _describe_value(key, value))
+    console.print(table)
+    for entry in versions:
+        console.print(
+            f"version {entry['version']}: {entry['action']} at {entry['applied_at']}"
+            + (f" ({len(entry['changes'])} field(s) changed)" if entry["changes"] else "")
+        )
+
+
+def _describe_value(key: str, value: Any) -> str:
+    if key == "ttl_seconds":
+        return _ttl(value)
+    if key == "schema":
+        return "\n".join(f"{f['name']}: {f['dtype']}" for f in value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="Folder to create the repo in."),
+    project: str = typer.Option("", help="Project name (default: the folder name)."),
+) -> None:
+    """Create a new feature repo from a template, with sample data, ready for `apply`."""
+    from featurehub.templates import create_repo
+
+    try:
+        create_repo(directory, project or directory.resolve().name)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    console.print(f"Created a feature repo in [bold]{directory}[/]. Next:")
+    console.print(f"  featurehub -r {directory} plan\n  featurehub -r {directory} apply")

@@ -1,0 +1,171 @@
+"""featurehub.yaml: the repo's configuration, with environment overrides.
+
+One repo serves dev and prod: each store is a URL in the file, and an environment variable
+replaces it without editing the file. Values may reference variables as ${VAR} or
+${VAR:-default}. Relative paths (sqlite files, the offline root) are relative to the repo.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from featurehub.errors import ConfigError
+
+CONFIG_FILE = "featurehub.yaml"
+
+# Environment variable -> (section, key) it overrides.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "FEATUREHUB_REGISTRY_URL": ("registry", "url"),
+    "FEATUREHUB_OFFLINE_ROOT": ("offline_store", "root"),
+    "FEATUREHUB_ONLINE_STORE_URL": ("online_store", "url"),
+    "FEATUREHUB_ENGINE": ("engine", "type"),
+    "FEATUREHUB_SPARK_MASTER": ("spark", "master"),
+}
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegistryConfig(_Section):
+    url: str = "sqlite:///data/registry.db"
+    # How often a long-running reader (the feature server) reloads definitions.
+    refresh_seconds: float = 10.0
+
+
+class OfflineStoreConfig(_Section):
+    root: str = "data/offline"
+
+
+class OnlineStoreConfig(_Section):
+    url: str = "sqlite:///data/online.db"
+    key_prefix: str = "featurehub"
+    password: str | None = None
+    tls: bool = False
+    timeout_seconds: float = 0.5
+
+
+class SparkConfig(_Section):
+    master: str = "local[*]"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class EngineConfig(_Section):
+    type: Literal["local", "spark"] = "local"
+
+
+class RepoConfig(_Section):
+    """The validated content of featurehub.yaml, paths resolved against `repo_path`."""
+
+    project: str
+    repo_path: Path = Path(".")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    offline_store: OfflineStoreConfig = Field(default_factory=OfflineStoreConfig)
+    online_store: OnlineStoreConfig = Field(default_factory=OnlineStoreConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        """Accept `registry: sqlite:///x.db`, `online_store: redis://...`, `engine: spark`."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for section, key in (("registry", "url"), ("online_store", "url"), ("engine", "type")):
+                if isinstance(data.get(section), str):
+                    data[section] = {key: data[section]}
+            if isinstance(data.get("offline_store"), str):
+                data["offline_store"] = {"root": data["offline_store"]}
+        return data
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", value):
+            raise ValueError("use letters, digits and underscores, starting with a letter")
+        return value
+
+    @property
+    def registry_url(self) -> str:
+        return _resolve_sqlite(self.registry.url, self.repo_path)
+
+    @property
+    def online_store_url(self) -> str:
+        return _resolve_sqlite(self.online_store.url, self.repo_path)
+
+    @property
+    def offline_root(self) -> Path:
+        root = Path(self.offline_store.root).expanduser()
+        return root if root.is_absolute() else (self.repo_path / root)
+
+
+def _resolve_sqlite(url: str, repo_path: Path) -> str:
+    """Make `sqlite:///relative.db` relative to the repo rather than to the working dir."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        path = url[len(prefix) :]
+        if path and path != ":memory:":
+            return prefix + str((repo_path / path).resolve())
+    return url
+
+
+def _interpolate(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, where) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{CONFIG_FILE}: {where} references ${{{name}}} but {name} is not set; "
+            f"export it or write ${{{name}:-default}}"
+        )
+
+    return _VAR.sub(substitute, value)
+
+
+def load_config(repo_path: str | os.PathLike[str], env: dict[str, str] | None = None) -> RepoConfig:
+    """Read `featurehub.yaml` of a repo, apply FEATUREHUB_* overrides and validate it."""
+    env = dict(os.environ) if env is None else env
+    repo = Path(repo_path).resolve()
+    path = repo / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} not found: {repo} is not a feature repo. Pass --repo PATH (or set "
+            "FEATUREHUB_REPO), or create one with `featurehub init DIR`"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must be a mapping with at least `project: NAME`")
+    data = _interpolate(raw, "")
+    data = RepoConfig._shorthands(data)
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        if env.get(variable):
+            data.setdefault(section, {})
+            data[section] = {**data[section], key: env[variable]}
+    data["repo_path"] = repo
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None

@@ -1,0 +1,188 @@
+"""Feature views: a named group of features computed from one source, keyed by entities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from featurehub import types
+from featurehub.definitions.entity import Entity
+from featurehub.definitions.names import check_name
+from featurehub.definitions.source import DataSource
+from featurehub.errors import DefinitionError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Field:
+    """A named, typed column: a feature of a view."""
+
+    name: str
+    dtype: types.ValueType
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("field", self.name)
+        if not isinstance(self.dtype, types.ValueType):
+            raise DefinitionError(
+                f"field {self.name!r}: dtype must be a featurehub type such as "
+                f"featurehub.types.Float64, not {self.dtype!r}"
+            )
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype.name, "description": self.description}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Field:
+        return cls(spec["name"], types.from_name(spec["dtype"]), spec.get("description", ""))
+
+
+def check_schedule(owner: str, schedule: str | None) -> None:
+    """Accept a five-field cron expression or an @-alias (@hourly, @daily, ...)."""
+    if schedule is None:
+        return
+    from croniter import croniter
+
+    if not isinstance(schedule, str) or not croniter.is_valid(schedule):
+        raise DefinitionError(
+            f"{owner}: schedule {schedule!r} is not a valid cron expression; use five fields "
+            "such as '0 * * * *' or an alias: @hourly, @daily, @weekly, @monthly, @yearly"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureView:
+    """Features of one or more entities, read from `source`.
+
+    `ttl` bounds how old a value may be and still be served (offline and online alike);
+    None means values never expire. `schedule` is when materialization runs.
+    """
+
+    name: str
+    source: DataSource
+    schema: list[Field]
+    entities: list[Entity] = field(default_factory=list)
+    ttl: timedelta | None = None
+    online: bool = True
+    schedule: str | None = None
+    owner: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("feature view", self.name)
+        where = f"feature view {self.name!r}"
+        if not isinstance(self.source, DataSource):
+            raise DefinitionError(
+                f"{where}: source must be a ParquetSource, CsvSource or SqlSource"
+            )
+        object.__setattr__(self, "schema", list(self.schema))
+        object.__setattr__(self, "entities", list(self.entities))
+        object.__setattr__(self, "tags", dict(self.tags))
+        if not self.schema:
+            raise DefinitionError(f"{where}: schema is empty; declare its features as Field(...)")
+        for item in self.schema:
+            if not isinstance(item, Field):
+                raise DefinitionError(f"{where}: schema items must be Field(name, dtype)")
+        for entity in self.entities:
+            if not isinstance(entity, Entity):
+                raise DefinitionError(f"{where}: entities must be Entity objects, got {entity!r}")
+        names = [f.name for f in self.schema]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise DefinitionError(f"{where}: feature(s) {repeated} are declared twice in schema")
+        reserved = {*self.join_keys, self.source.timestamp_field, "event_timestamp"}
+        reserved |= {"created_timestamp"}
+        if self.source.created_timestamp_field:
+            reserved.add(self.source.created_timestamp_field)
+        clash = sorted(set(names) & reserved)
+        if clash:
+            raise DefinitionError(
+                f"{where}: feature(s) {clash} clash with a join key or timestamp column; "
+                "remove them from schema (keys and timestamps are not features)"
+            )
+        if self.ttl is not None:
+            if not isinstance(self.ttl, timedelta):
+                raise DefinitionError(f"{where}: ttl must be a datetime.timedelta or None")
+            if self.ttl < timedelta(0):
+                raise DefinitionError(
+                    f"{where}: ttl {self.ttl} is negative; use a positive "
+                    "timedelta, or None for values that never expire"
+                )
+            if self.ttl == timedelta(0):
+                object.__setattr__(self, "ttl", None)
+        check_schedule(where, self.schedule)
+
+    def __hash__(self) -> int:
+        return hash(("feature_view", self.name))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FeatureView) and self.to_spec() == other.to_spec()
+
+    @property
+    def join_keys(self) -> list[str]:
+        """All join keys of the view's entities, in declaration order."""
+        return [key for entity in self.entities for key in entity.join_keys]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.schema]
+
+    def feature(self, name: str) -> Field:
+        for item in self.schema:
+            if item.name == name:
+                return item
+        raise DefinitionError(
+            f"feature view {self.name!r} has no feature {name!r}."
+            + did_you_mean(name, self.feature_names)
+        )
+
+    def __getitem__(self, features: list[str] | str) -> FeatureViewProjection:
+        """`view[["a", "b"]]`: a subset of this view's features, for a FeatureService."""
+        selected = [features] if isinstance(features, str) else list(features)
+        for name in selected:
+            self.feature(name)
+        return FeatureViewProjection(self, selected)
+
+    def to_spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "entities": [e.name for e in self.entities],
+            "source": self.source.name,
+            "schema": [f.to_spec() for f in self.schema],
+            "ttl_seconds": self.ttl.total_seconds() if self.ttl is not None else None,
+            "online": self.online,
+            "schedule": self.schedule,
+            "owner": self.owner,
+            "tags": dict(sorted(self.tags.items())),
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_spec(
+        cls, spec: dict[str, Any], entities: dict[str, Entity], sources: dict[str, DataSource]
+    ) -> FeatureView:
+        ttl = spec.get("ttl_seconds")
+        return cls(
+            name=spec["name"],
+            source=sources[spec["source"]],
+            schema=[Field.from_spec(f) for f in spec["schema"]],
+            entities=[entities[name] for name in spec["entities"]],
+            ttl=timedelta(seconds=ttl) if ttl is not None else None,
+            online=spec.get("online", True),
+            schedule=spec.get("schedule"),
+            owner=spec.get("owner", ""),
+            tags=dict(spec.get("tags", {})),
+            description=spec.get("description", ""),
+        )
+
+
+@dataclass(frozen=True)
+class FeatureViewProjection:
+    """Some features of one view, as a FeatureService lists them."""
+
+    view: FeatureView
+    features: list[str]
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"view": self.view.name, "features": list(self.features)}

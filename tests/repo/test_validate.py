@@ -1,0 +1,129 @@
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from featurehub.errors import ValidationError
+from featurehub.repo.loader import load_repo
+from featurehub.repo.validate import validate_repo
+from featurehub.types import Int64
+from tests.repos import DRIVER_DEFS, driver_table, make_repo
+
+
+def problems_of(tmp_path: Path, defs: str = DRIVER_DEFS, table: pa.Table | None = None) -> str:
+    repo = make_repo(tmp_path, files={"defs.py": defs}, data={"drivers": table or driver_table()})
+    with pytest.raises(ValidationError) as caught:
+        validate_repo(load_repo(repo), repo)
+    assert "nothing was applied" in str(caught.value)
+    return "\n".join(caught.value.problems)
+
+
+def test_valid_repo_gets_join_key_types(repo: Path) -> None:
+    catalog = validate_repo(load_repo(repo), repo)
+    assert catalog.entity("driver").key_types == {"driver_id": Int64}
+
+
+def test_missing_source_file(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, DRIVER_DEFS.replace("data/drivers.parquet", "data/nope.parquet"))
+    assert "source 'nope': no Parquet file at 'data/nope.parquet'" in found
+    assert "fix path=" in found
+
+
+def test_missing_timestamp_column(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, table=driver_table().drop(["event_timestamp"]))
+    assert "timestamp_field 'event_timestamp' is not a column of the source" in found
+    assert "set timestamp_field=" in found
+
+
+def test_timestamp_column_of_wrong_type(tmp_path: Path) -> None:
+    table = driver_table()
+    table = table.set_column(2, "created", pa.array(["x"] * table.num_rows))
+    found = problems_of(tmp_path, table=table)
+    assert "created_timestamp_field 'created' has type string, not a timestamp" in found
+
+
+def test_missing_join_key(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, table=driver_table().drop(["driver_id"]))
+    assert "join key 'driver_id' of entity 'driver' is not a column of source 'drivers'" in found
+
+
+def test_missing_feature_column_lists_the_columns(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, table=driver_table().drop(["trips_today"]))
+    assert "feature 'trips_today' is not a column of source 'drivers'" in found
+    assert "columns: driver_id, event_timestamp, created, conv_rate, city" in found
+
+
+def test_incompatible_feature_type(tmp_path: Path) -> None:
+    table = driver_table()
+    table = table.set_column(4, "trips_today", pa.array([1.5] * table.num_rows))
+    found = problems_of(tmp_path, table=table)
+    assert "feature 'trips_today' is declared Int64 but the source column has type double" in found
+    assert "(e.g. Float64)" in found
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, table=driver_table().drop(["trips_today", "conv_rate"]))
+    assert "'trips_today'" in found and "'conv_rate'" in found
+
+
+def test_entity_value_type_must_match_the_source(tmp_path: Path) -> None:
+    defs = DRIVER_DEFS.replace(
+        'join_keys=["driver_id"])', 'join_keys=["driver_id"], value_type=String)'
+    ).replace("Float64, Int64", "Float64, Int64, String")
+    found = problems_of(tmp_path, defs)
+    assert "join key 'driver_id' is int64 in source 'drivers' but entity 'driver' declares" in found
+
+
+def test_join_key_types_must_agree_across_sources(tmp_path: Path) -> None:
+    other = driver_table().set_column(0, "driver_id", pa.array(["a"] * 10))
+    defs = (
+        DRIVER_DEFS
+        + """
+other = FeatureView(
+    name="other_stats",
+    entities=[driver],
+    source=ParquetSource(path="data/other.parquet"),
+    schema=[Field("conv_rate", Float64)],
+)
+"""
+    )
+    repo = make_repo(
+        tmp_path, files={"defs.py": defs}, data={"drivers": driver_table(), "other": other}
+    )
+    with pytest.raises(ValidationError, match="join key 'driver_id' has different types"):
+        validate_repo(load_repo(repo), repo)
+
+
+def test_view_without_entities(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, DRIVER_DEFS.replace("entities=[driver],", ""))
+    assert "feature view 'driver_stats': entities is empty" in found
+
+
+def test_csv_and_sql_sources(tmp_path: Path) -> None:
+    defs = """
+from featurehub import CsvSource, Entity, FeatureView, Field, SqlSource
+from featurehub.types import Float64, Int64
+driver = Entity(name="driver", join_keys=["driver_id"])
+csv = FeatureView(name="from_csv", entities=[driver], source=CsvSource(path="data/d.csv"),
+                  schema=[Field("conv_rate", Float64)])
+sql = FeatureView(
+    name="from_sql", entities=[driver],
+    source=SqlSource(name="q", query="SELECT driver_id, event_timestamp, "
+                     "conv_rate * 2 AS double_rate FROM 'data/drivers.parquet'"),
+    schema=[Field("double_rate", Float64)])
+"""
+    repo = make_repo(tmp_path, files={"defs.py": defs})
+    (repo / "data" / "d.csv").write_text(
+        "driver_id,event_timestamp,conv_rate\n1,2026-01-01 00:00:00,0.5\n"
+    )
+    catalog = validate_repo(load_repo(repo), repo)
+    assert set(catalog.feature_views) == {"from_csv", "from_sql"}
+
+
+def test_broken_sql_source(tmp_path: Path) -> None:
+    defs = DRIVER_DEFS.replace(
+        'ParquetSource(path="data/drivers.parquet", created_timestamp_field="created")',
+        'SqlSource(name="q", query="SELECT * FROM no_such_table")',
+    ).replace("ParquetSource", "ParquetSource, SqlSource")
+    found = problems_of(tmp_path, defs)
+    assert "source 'q' cannot be read" in found and "no_such_table" in found
