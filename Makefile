@@ -23,6 +23,8 @@ demo: install
 	$(BIN)/featurehub -r $(REPO) apply
 	$(BIN)/featurehub -r $(REPO) list views
 	$(BIN)/featurehub -r $(REPO) list services
+	$(BIN)/featurehub -r $(REPO) materialize $$(date -u -d '-31 days' +%F) $$(date -u -d '+1 day' +%F)
+	$(BIN)/python $(REPO)/build_training_set.py
 
 test: install
 	bash scripts/ensure-services.sh

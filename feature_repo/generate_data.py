@@ -36,8 +36,7 @@ def _ts(values: np.ndarray) -> pa.Array:
     return pa.array(values, pa.timestamp("us", tz="UTC"))
 
 
-def drivers(rng: np.random.Generator, rows: int, end: datetime) -> pa.Table:
-    n_drivers = max(10, rows // 100)
+def drivers(rng: np.random.Generator, rows: int, end: datetime, n_drivers: int) -> pa.Table:
     event, created = _times(rng, rows, end)
     ids = rng.integers(1001, 1001 + n_drivers, rows)
     return pa.table(
@@ -54,8 +53,7 @@ def drivers(rng: np.random.Generator, rows: int, end: datetime) -> pa.Table:
     )
 
 
-def customers(rng: np.random.Generator, rows: int, end: datetime) -> pa.Table:
-    n_customers = max(20, rows // 50)
+def customers(rng: np.random.Generator, rows: int, end: datetime, n_customers: int) -> pa.Table:
     event, created = _times(rng, rows, end)
     return pa.table(
         {
@@ -87,7 +85,9 @@ def routes(rng: np.random.Generator, rows: int, end: datetime) -> pa.Table:
     )
 
 
-def trips(rng: np.random.Generator, rows: int, end: datetime, n_drivers: int) -> pa.Table:
+def trips(
+    rng: np.random.Generator, rows: int, end: datetime, n_drivers: int, n_customers: int
+) -> pa.Table:
     """Trip requests with a label: the entity rows a training set starts from."""
     event, _ = _times(rng, rows, end)
     zones = np.array(ZONES)
@@ -95,7 +95,7 @@ def trips(rng: np.random.Generator, rows: int, end: datetime, n_drivers: int) ->
         {
             "trip_id": pa.array(np.arange(rows), pa.int64()),
             "driver_id": pa.array(rng.integers(1001, 1001 + n_drivers, rows), pa.int64()),
-            "customer_id": pa.array(rng.integers(1, 1 + max(20, n_drivers * 2), rows), pa.int64()),
+            "customer_id": pa.array(rng.integers(1, 1 + n_customers, rows), pa.int64()),
             "pickup_zone": pa.array(zones[rng.integers(0, len(zones), rows)]),
             "dropoff_zone": pa.array(zones[rng.integers(0, len(zones), rows)]),
             "event_timestamp": _ts(event),
@@ -108,11 +108,13 @@ def generate(out: Path, rows: int, seed: int, end: datetime) -> dict[str, int]:
     """Write every source under `out`; return rows written per file."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
+    n_drivers = max(10, rows // 100)
+    n_customers = 2 * n_drivers
     tables = {
-        "driver_hourly_stats": drivers(rng, rows, end),
-        "customer_profile": customers(rng, max(100, rows // 5), end),
+        "driver_hourly_stats": drivers(rng, rows, end, n_drivers),
+        "customer_profile": customers(rng, max(100, rows // 5), end, n_customers),
         "route_stats": routes(rng, max(100, rows // 20), end),
-        "trips": trips(rng, max(100, rows // 10), end, max(10, rows // 100)),
+        "trips": trips(rng, max(100, rows // 10), end, n_drivers, n_customers),
     }
     for name, table in tables.items():
         pq.write_table(table, out / f"{name}.parquet", row_group_size=1_000_000)

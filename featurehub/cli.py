@@ -7,15 +7,20 @@ are changes, like `terraform plan -detailed-exitcode`, so scripts can tell.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from featurehub import __version__
+from featurehub.engines.base import MaterializationResult, MaterializationTask
+from featurehub.engines.runner import MaterializationError, ProgressCallback
 from featurehub.errors import FeaturehubError, NotFoundError
 from featurehub.feature_store import FeatureStore
 from featurehub.registry import Plan
@@ -202,7 +207,7 @@ def describe(
         history = store.history(kind, name)
     except FeaturehubError as exc:
         _fail(str(exc))
-    versions = [
+    versions: list[dict[str, Any]] = [
         {
             "version": h.version,
             "action": h.action,
@@ -235,6 +240,158 @@ def _describe_value(key: str, value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return "" if value is None else str(value)
+
+
+def _parse_time(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"{name} {value!r} is not an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T12:00")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+ENGINE_OPTION = typer.Option(None, "--engine", "-e", help="local or spark (default: config).")
+VIEWS_OPTION = typer.Option([], "--views", "-v", help="Only these views (repeatable).")
+JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary for schedulers.")
+
+
+def _materialize_with_progress(
+    run: Callable[[ProgressCallback | None], list[MaterializationResult]], as_json: bool
+) -> None:
+    """Run a materialization with a progress bar (or quietly for --json) and report it."""
+    failed: MaterializationError | None = None
+    if as_json:
+        try:
+            results = run(None)
+        except MaterializationError as exc:
+            failed, results = exc, exc.results
+        except FeaturehubError as exc:
+            _fail(str(exc))
+        summary: dict[str, Any] = {
+            "results": [
+                {
+                    "view": r.view,
+                    "start": r.start.isoformat(),
+                    "end": r.end.isoformat(),
+                    "rows_read": r.rows_read,
+                    "rows_written": r.rows_written,
+                    "online_rows_written": r.online_rows_written,
+                }
+                for r in results
+            ],
+            "failures": failed.failures if failed else {},
+        }
+        print(json.dumps(summary, indent=2))
+        if failed:
+            raise typer.Exit(1)
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bars: dict[str, TaskID] = {}
+
+        def on_progress(task: MaterializationTask, phase: str) -> None:
+            label = f"{task.view.name} {task.start:%Y-%m-%d %H:%M} .. {task.end:%Y-%m-%d %H:%M}"
+            if phase == "started":
+                bars[task.view.name] = progress.add_task(label, total=1)
+            else:
+                mark = "[green]done[/]" if phase == "done" else "[red]failed[/]"
+                progress.update(bars[task.view.name], completed=1, description=f"{label} {mark}")
+
+        try:
+            results = run(on_progress)
+        except MaterializationError as exc:
+            failed, results = exc, exc.results
+        except FeaturehubError as exc:
+            _fail(str(exc))
+    if not results and not failed:
+        console.print("Nothing to materialize: every view is up to date.")
+    for result in results:
+        console.print(
+            f"[bold]{result.view}[/]: {result.rows_read:,} rows read, "
+            f"{result.rows_written:,} offline, {result.online_rows_written:,} online"
+        )
+    if failed:
+        _fail(str(failed))
+
+
+@app.command()
+def materialize(
+    ctx: typer.Context,
+    start: str = typer.Argument(
+        ..., help="Start of event time, inclusive (ISO 8601, UTC if naive)."
+    ),
+    end: str = typer.Argument(..., help="End of event time, exclusive (ISO 8601, UTC if naive)."),
+    views: list[str] = VIEWS_OPTION,
+    engine: str | None = ENGINE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Compute feature rows with event time in [START, END) into the stores."""
+    store = _store(ctx)
+    begin, finish = _parse_time(start, "START"), _parse_time(end, "END")
+    _materialize_with_progress(
+        lambda cb: store.materialize(begin, finish, views or None, engine=engine, on_progress=cb),
+        as_json,
+    )
+
+
+@app.command("materialize-incremental")
+def materialize_incremental(
+    ctx: typer.Context,
+    end: str = typer.Argument(..., help="End of event time, exclusive (ISO 8601, UTC if naive)."),
+    views: list[str] = VIEWS_OPTION,
+    engine: str | None = ENGINE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Materialize each view from its watermark (its last successful run) up to END."""
+    store = _store(ctx)
+    finish = _parse_time(end, "END")
+    _materialize_with_progress(
+        lambda cb: store.materialize_incremental(
+            finish, views or None, engine=engine, on_progress=cb
+        ),
+        as_json,
+    )
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    view: str | None = typer.Option(None, "--view", help="Only runs of this view."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """List recent materialization runs."""
+    store = _store(ctx)
+    try:
+        found = store.runs(view, limit)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(
+            json.dumps(
+                [{**asdict(r), "duration_seconds": r.duration_seconds} for r in found],
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    table = Table(title=f"materialization runs of {store.project}")
+    for column in ("id", "view", "interval", "engine", "status", "rows", "seconds", "error"):
+        table.add_column(column)
+    colors = {"success": "green", "failed": "red", "running": "yellow"}
+    for run in found:
+        seconds = run.duration_seconds
+        table.add_row(
+            str(run.id),
+            run.view,
+            f"{run.interval_start:%Y-%m-%d %H:%M} .. {run.interval_end:%Y-%m-%d %H:%M}",
+            run.engine,
+            f"[{colors.get(run.status, 'white')}]{run.status}[/]",
+            "" if run.rows_written is None else f"{run.rows_written:,}",
+            "" if seconds is None else f"{seconds:.2f}",
+            (run.error or "")[:80],
+        )
+    console.print(table)
 
 
 @app.command()

@@ -76,15 +76,7 @@ class RepoConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _shorthands(cls, data: Any) -> Any:
-        """Accept `registry: sqlite:///x.db`, `online_store: redis://...`, `engine: spark`."""
-        if isinstance(data, dict):
-            data = dict(data)
-            for section, key in (("registry", "url"), ("online_store", "url"), ("engine", "type")):
-                if isinstance(data.get(section), str):
-                    data[section] = {key: data[section]}
-            if isinstance(data.get("offline_store"), str):
-                data["offline_store"] = {"root": data["offline_store"]}
-        return data
+        return _expand_shorthands(data)
 
     @field_validator("project")
     @classmethod
@@ -107,6 +99,19 @@ class RepoConfig(_Section):
         return root if root.is_absolute() else (self.repo_path / root)
 
 
+_SHORTHANDS = {"registry": "url", "online_store": "url", "engine": "type", "offline_store": "root"}
+
+
+def _expand_shorthands(data: Any) -> Any:
+    """Accept `registry: sqlite:///x.db`, `online_store: redis://...`, `engine: spark`."""
+    if isinstance(data, dict):
+        data = dict(data)
+        for section, key in _SHORTHANDS.items():
+            if isinstance(data.get(section), str):
+                data[section] = {key: data[section]}
+    return data
+
+
 def _resolve_sqlite(url: str, repo_path: Path) -> str:
     """Make `sqlite:///relative.db` relative to the repo rather than to the working dir."""
     prefix = "sqlite:///"
@@ -117,18 +122,18 @@ def _resolve_sqlite(url: str, repo_path: Path) -> str:
     return url
 
 
-def _interpolate(value: Any, where: str) -> Any:
+def _interpolate(value: Any, where: str, env: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        return {k: _interpolate(v, f"{where}.{k}" if where else k, env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, where) for v in value]
+        return [_interpolate(v, where, env) for v in value]
     if not isinstance(value, str):
         return value
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
+        if name in env:
+            return env[name]
         if default is not None:
             return default
         raise ConfigError(
@@ -155,8 +160,7 @@ def load_config(repo_path: str | os.PathLike[str], env: dict[str, str] | None = 
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping with at least `project: NAME`")
-    data = _interpolate(raw, "")
-    data = RepoConfig._shorthands(data)
+    data = _expand_shorthands(_interpolate(raw, "", env))
     for variable, (section, key) in ENV_OVERRIDES.items():
         if env.get(variable):
             data.setdefault(section, {})

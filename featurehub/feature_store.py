@@ -7,16 +7,47 @@ It holds no logic of its own beyond wiring: definitions come from `repo.loader`,
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
 
 from featurehub.config import RepoConfig, load_config
 from featurehub.definitions import Entity, FeatureService, FeatureView
 from featurehub.definitions.catalog import Catalog
+from featurehub.engines.base import Engine, MaterializationResult, MaterializationTask
+from featurehub.engines.local import LocalEngine
+from featurehub.engines.runner import ProgressCallback, run_tasks
+from featurehub.errors import FeaturehubError
+from featurehub.offline.parquet import ParquetOfflineStore
+from featurehub.offline.retrieval import (
+    EntityInput,
+    RetrievalError,
+    RetrievalJob,
+    check_entity_table,
+    load_entity_table,
+)
+from featurehub.offline.source_reader import connect
+from featurehub.online.base import OnlineStore
+from featurehub.online.factory import online_store_for
+from featurehub.online.lookup import OnlineResponse, lookup
 from featurehub.registry import Plan, RegistryState, SqlRegistry
+from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import validate_repo
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 class FeatureStore:
@@ -28,6 +59,9 @@ class FeatureStore:
         self.config = config or load_config(repo_path)
         self._registry: SqlRegistry | None = None
         self._state: RegistryState | None = None
+        self._offline: ParquetOfflineStore | None = None
+        self._online: OnlineStore | None = None
+        self._checked_at = 0.0
 
     @property
     def project(self) -> str:
@@ -44,6 +78,9 @@ class FeatureStore:
         return self._registry
 
     def close(self) -> None:
+        if self._online is not None:
+            self._online.close()
+            self._online = None
         if self._registry is not None:
             self._registry.close()
             self._registry = None
@@ -104,3 +141,175 @@ class FeatureStore:
 
     def history(self, kind: str | None = None, name: str | None = None) -> list[HistoryEntry]:
         return self.registry.history(self.project, kind, name)
+
+    # -- materialization -------------------------------------------------------------------------
+
+    def materialize(
+        self,
+        start: datetime,
+        end: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        engine: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[MaterializationResult]:
+        """Compute the views' rows with event time in [start, end) into the stores.
+
+        Naive datetimes are UTC. Re-running an interval replaces what it stored before.
+        """
+        start, end = _as_utc(start), _as_utc(end)
+        if end <= start:
+            raise FeaturehubError(f"materialize: END {end} must be after START {start}")
+        tasks = [MaterializationTask(view, start, end) for view in self._views(views)]
+        return self._run(tasks, engine, on_progress)
+
+    def materialize_incremental(
+        self,
+        end: datetime,
+        views: Sequence[str] | None = None,
+        *,
+        engine: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[MaterializationResult]:
+        """Materialize each view from its watermark (the end of its last successful run) to
+        `end`. A view that never ran starts from the beginning of its source's time."""
+        end = _as_utc(end)
+        runs = self.registry.runs(self.project)
+        tasks = []
+        for view in self._views(views):
+            start = runs.watermark(view.name) or EPOCH
+            if start < end:
+                tasks.append(MaterializationTask(view, start, end))
+        return self._run(tasks, engine, on_progress)
+
+    def runs(self, view: str | None = None, limit: int = 50) -> list[Run]:
+        """Recent materialization runs, newest first."""
+        return self.registry.runs(self.project).list(view, limit)
+
+    def _views(self, names: Sequence[str] | None) -> list[FeatureView]:
+        catalog = self.catalog()
+        if names:
+            return [catalog.feature_view(name) for name in names]
+        return list(catalog.feature_views.values())
+
+    def _run(
+        self,
+        tasks: list[MaterializationTask],
+        engine_name: str | None,
+        on_progress: ProgressCallback | None,
+    ) -> list[MaterializationResult]:
+        name = engine_name or self.config.engine.type
+        engine: Engine
+        if name == "local":
+            engine = LocalEngine(self.repo_path, self.offline_store, self.online_store)
+        elif name == "spark":
+            from featurehub.engines.spark import SparkEngine
+
+            online = self.config.online_store.model_copy(
+                update={"url": self.config.online_store_url}
+            )
+            engine = SparkEngine(
+                self.repo_path, self.offline_store, self.config.spark, online, self.project
+            )
+        else:
+            raise FeaturehubError(f"unknown engine {name!r}; use 'local' or 'spark'")
+        return run_tasks(engine, name, self.registry.runs(self.project), tasks, on_progress)
+
+    # -- online: serving ---------------------------------------------------------------------------
+
+    @property
+    def online_store(self) -> OnlineStore:
+        if self._online is None:
+            self._online = online_store_for(self.config)
+        return self._online
+
+    def get_online_features(
+        self,
+        features: Sequence[str] | FeatureService | str,
+        entity_rows: Sequence[Mapping[str, Any]],
+        *,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """The latest values of `features` for each entity row (a dict of join keys), with a
+        status per value (present, not_found, expired) and its event timestamp.
+
+        TTL is applied now, as `get_historical_features` applies it at an entity timestamp of
+        now. Definitions come from a cache refreshed every `registry.refresh_seconds`, so no
+        registry query runs per call.
+        """
+        projections = self._serving_catalog().resolve(features)
+        return lookup(
+            self.online_store, projections, entity_rows, full_feature_names=full_feature_names
+        )
+
+    def _serving_catalog(self) -> Catalog:
+        now = time.monotonic()
+        if self._state is None or now - self._checked_at >= self.config.registry.refresh_seconds:
+            self._checked_at = now
+            return self.catalog()
+        return self._state.catalog
+
+    # -- offline: training data --------------------------------------------------------------------
+
+    @property
+    def offline_store(self) -> ParquetOfflineStore:
+        if self._offline is None:
+            self._offline = ParquetOfflineStore(
+                self.config.offline_root, self.project, self.registry.offline_commits(self.project)
+            )
+        return self._offline
+
+    def get_historical_features(
+        self,
+        entity_df: EntityInput,
+        features: Sequence[str] | FeatureService | str,
+        *,
+        timestamp_column: str = "event_timestamp",
+        full_feature_names: bool = False,
+        created_cutoff: bool = True,
+    ) -> RetrievalJob:
+        """Point-in-time correct feature values for each entity row (see docs/point-in-time.md).
+
+        Names, columns, types and offline data are checked now; the join runs when the job's
+        result is asked for. `created_cutoff=False` lets values created after a row's time
+        (late backfills) in, as Feast does; the default keeps them out.
+        """
+        from featurehub.offline.pit import ViewQuery, point_in_time_join
+
+        projections = self.catalog().resolve(features)
+        con = connect(self.repo_path)
+        entity = load_entity_table(entity_df, con)
+        check_entity_table(entity, projections, timestamp_column)
+        queries = []
+        for projection in projections:
+            view = projection.view
+            relation = self.offline_store.relation(view)
+            if relation is None:
+                raise RetrievalError(
+                    f"feature view {view.name!r} has no offline data yet; materialize it "
+                    f"first: featurehub materialize START END --views {view.name}"
+                )
+            queries.append(
+                ViewQuery(
+                    name=view.name,
+                    join_keys=tuple(view.join_keys),
+                    features=tuple(projection.features),
+                    relation=relation,
+                    ttl=view.ttl,
+                )
+            )
+
+        def run() -> pa.Table:
+            try:
+                return point_in_time_join(
+                    con,
+                    entity,
+                    queries,
+                    timestamp_column=timestamp_column,
+                    full_feature_names=full_feature_names,
+                    created_cutoff=created_cutoff,
+                )
+            finally:
+                con.close()
+
+        return RetrievalJob(run)

@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# Make sure what the test suite talks to is there: a PostgreSQL server (for the registry
-# tests). Starts a local one when it is installed but stopped; fails loudly when none can be
-# had, naming what to install. Never lets tests skip silently.
+# Make sure what the test suite talks to is there: a Java runtime (for Spark) and a
+# PostgreSQL server (for the registry tests). Installs them with apt-get when possible,
+# starts a stopped PostgreSQL, and fails loudly, naming what to install, when something
+# cannot be had. Never lets tests skip silently.
 set -euo pipefail
+
+apt_install() {
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "ensure-services: installing $* (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+
+if [ -z "${JAVA_HOME:-}" ] && ! command -v java >/dev/null 2>&1; then
+  apt_install openjdk-17-jre-headless
+fi
+if [ -z "${JAVA_HOME:-}" ] && ! command -v java >/dev/null 2>&1; then
+  echo "ensure-services: no Java runtime for Spark. Install Java 17+ (Debian: apt-get install" >&2
+  echo "  openjdk-17-jre-headless) or set JAVA_HOME." >&2
+  exit 1
+fi
+echo "ensure-services: Java ready ($(java -version 2>&1 | head -n 1))"
 
 PG_URL="${FEATUREHUB_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 
 pg_ready() { pg_isready -q -d "$PG_URL" 2>/dev/null; }
 
 if ! command -v pg_isready >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "ensure-services: installing PostgreSQL (Debian package postgresql)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
+  apt_install postgresql
 fi
 if command -v pg_isready >/dev/null 2>&1 && ! pg_ready; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then

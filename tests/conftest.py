@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from featurehub import FeatureStore
+from tests.redis_server import RedisServer
 from tests.repos import make_repo
 
 POSTGRES_URL = os.environ.get(
@@ -67,3 +69,40 @@ def _fresh_schema(base_url: str) -> str:
     with psycopg.connect(base_url, autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     return f"{base_url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def store(repo: Path) -> Iterator[FeatureStore]:
+    """A FeatureStore over the small driver repo, applied."""
+    with FeatureStore(repo) as applied:
+        applied.apply()
+        yield applied
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[object]:
+    """The one local Spark session of the test run (local[2]), stopped at the end."""
+    from featurehub.config import SparkConfig
+    from featurehub.engines.spark import spark_session as start
+    from featurehub.engines.spark import stop_sessions
+
+    session = start(SparkConfig(master="local[2]"))
+    yield session
+    stop_sessions()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session. Fails (never skips) when none can be started."""
+    try:
+        server = RedisServer()
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url

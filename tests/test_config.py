@@ -55,7 +55,7 @@ def test_variables_in_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         tmp_path,
         "project: demo\nonline_store:\n  url: redis://${FH_TEST_HOST}:${FH_TEST_PORT:-6380}/0\n",
     )
-    assert load_config(repo, env={}).online_store_url == "redis://redis.internal:6380/0"
+    assert load_config(repo).online_store_url == "redis://redis.internal:6380/0"
 
 
 def test_missing_variable_names_it(tmp_path: Path) -> None:

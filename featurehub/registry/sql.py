@@ -21,6 +21,8 @@ from featurehub.definitions.catalog import Catalog, Specs
 from featurehub.errors import BreakingChangeError, RegistryError
 from featurehub.registry import migrate
 from featurehub.registry.diff import Plan, compute_plan
+from featurehub.registry.offline_commits import OfflineCommitLog
+from featurehub.registry.runs import RunLog
 from featurehub.registry.tables import projects, registry_history, registry_objects
 
 
@@ -103,6 +105,14 @@ class SqlRegistry:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def offline_commits(self, project: str) -> OfflineCommitLog:
+        """The commit log of the project's offline store, in this database."""
+        return OfflineCommitLog(self._engine, project)
+
+    def runs(self, project: str) -> RunLog:
+        """The project's materialization runs and watermarks."""
+        return RunLog(self._engine, project)
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -42,3 +42,42 @@ registry_history = sa.Table(
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_registry_history_object", "project", "kind", "name"),
 )
+
+offline_commits = sa.Table(
+    "offline_commits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("view", sa.String(128), nullable=False),
+    sa.Column("commit_id", sa.String(64), nullable=False, unique=True),
+    # Rows of this commit replace every older row whose event time is in [start, end).
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    # True once later commits cover its whole interval: no row of it is visible any more.
+    sa.Column("superseded", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_offline_commits_view", "project", "view", "id"),
+)
+
+materialization_runs = sa.Table(
+    "materialization_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("view", sa.String(128), nullable=False),
+    sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("interval_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("engine", sa.String(32), nullable=False),
+    # running -> success | failed. A run whose process died stays "running".
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=True),
+    sa.Column("rows_written", sa.BigInteger, nullable=True),
+    sa.Column("online_rows_written", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_materialization_runs_view", "project", "view", "status"),
+)

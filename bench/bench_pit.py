@@ -1,0 +1,228 @@
+"""Benchmark of the offline point-in-time join (featurehub.offline.pit).
+
+Generates seeded synthetic data with numpy into bench/data/ (gitignored, reused across runs),
+then runs the single-view and the three-view join --repeat times each. Every run is a fresh
+child process, so the peak resident set size of that run alone comes from the kernel
+(os.wait4), interpreter and entity table included.
+
+Default scale is the performance target: each feature view has 10M rows over 100k entities
+with 10 features (5 float64, 5 int64), event times uniform over 30 days and created = event +
+U[0, 2h); the entity table has 1M rows at uniform times over the same 30 days.
+
+    python bench/bench_pit.py                                        # full scale
+    python bench/bench_pit.py --rows 1000000 --entity-rows 100000    # quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featurehub.offline.pit import ViewQuery, point_in_time_join
+
+DATA_ROOT = Path(__file__).resolve().parent / "data"
+START_US = 1_700_000_000 * 1_000_000  # 2023-11-14T22:13:20Z, in microseconds
+SPAN_US = 30 * 86_400 * 1_000_000  # 30 days
+MAX_DELAY_US = 2 * 3_600 * 1_000_000  # created = event + U[0, 2h)
+FILES_PER_VIEW = 10
+N_FEATURES = 10
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes of one generated data set; the directory name encodes them so sizes never mix."""
+
+    rows: int
+    entities: int
+    entity_rows: int
+    seed: int
+
+    @property
+    def directory(self) -> Path:
+        name = f"pit_r{self.rows}_e{self.entities}_q{self.entity_rows}_s{self.seed}"
+        return DATA_ROOT / name
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A generated feature view: its name, its join keys and its TTL in the benchmark."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    ttl: timedelta | None
+
+
+# The single-view scenario is the first view (no TTL: the most history to search).
+VIEWS = (
+    ViewSpec("driver_stats", ("driver_id",), None),
+    ViewSpec("customer_stats", ("customer_id",), timedelta(days=7)),
+    ViewSpec("trip_stats", ("driver_id", "customer_id"), timedelta(days=2)),
+)
+
+
+def feature_names(view: str) -> tuple[str, ...]:
+    """Feature column names of a generated view: distinct per view, so names never clash."""
+    return tuple(f"{view[:4]}_f{i}" for i in range(N_FEATURES))
+
+
+def _key_columns(spec: ViewSpec, keys: np.ndarray, entities: int) -> dict[str, np.ndarray]:
+    """Join-key columns of a view; customer = f(driver), so the composite key has `entities`
+    distinct values that the entity table actually uses."""
+    customers = (keys * 7919) % entities
+    if spec.join_keys == ("driver_id",):
+        return {"driver_id": keys}
+    if spec.join_keys == ("customer_id",):
+        return {"customer_id": customers}
+    return {"driver_id": keys, "customer_id": customers}
+
+
+def _feature_table(spec: ViewSpec, scale: Scale, rng: np.random.Generator) -> pa.Table:
+    """One view's rows, sorted by event time as an append-only materialization writes them."""
+    n = scale.rows
+    event = np.sort(START_US + rng.integers(0, SPAN_US, n))
+    created = event + rng.integers(0, MAX_DELAY_US, n)
+    keys = rng.integers(0, scale.entities, n)
+    columns = {k: pa.array(v) for k, v in _key_columns(spec, keys, scale.entities).items()}
+    columns["event_timestamp"] = pa.array(event).cast(TS_TYPE)
+    columns["created_timestamp"] = pa.array(created).cast(TS_TYPE)
+    for i, name in enumerate(feature_names(spec.name)):
+        values = rng.standard_normal(n) if i % 2 == 0 else rng.integers(0, 1_000, n)
+        columns[name] = pa.array(values)
+    return pa.table(columns)
+
+
+def _entity_table(scale: Scale, rng: np.random.Generator) -> pa.Table:
+    """The entity (label) table: random drivers at random times, with a label column."""
+    n = scale.entity_rows
+    drivers = rng.integers(0, scale.entities, n)
+    return pa.table(
+        {
+            "driver_id": pa.array(drivers),
+            "customer_id": pa.array((drivers * 7919) % scale.entities),
+            "event_timestamp": pa.array(START_US + rng.integers(0, SPAN_US, n)).cast(TS_TYPE),
+            "label": pa.array(rng.integers(0, 2, n).astype(np.int8)),
+        }
+    )
+
+
+def generate(scale: Scale) -> None:
+    """Write every view as FILES_PER_VIEW parquet files plus the entity table, once."""
+    done = scale.directory / ".complete"
+    if done.exists():
+        return
+    scale.directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(scale.seed)
+    for spec in VIEWS:
+        table = _feature_table(spec, scale, rng)
+        view_dir = scale.directory / spec.name
+        view_dir.mkdir(exist_ok=True)
+        step = -(-table.num_rows // FILES_PER_VIEW)
+        for i in range(FILES_PER_VIEW):
+            pq.write_table(table.slice(i * step, step), view_dir / f"part-{i:03d}.parquet")
+        del table
+    pq.write_table(_entity_table(scale, rng), scale.directory / "entity.parquet")
+    done.touch()
+
+
+def view_queries(directory: Path, count: int) -> list[ViewQuery]:
+    """ViewQuery objects reading the parquet files of the first `count` generated views."""
+    queries = []
+    for spec in VIEWS[:count]:
+        files = sorted(str(p) for p in (directory / spec.name).glob("*.parquet"))
+        relation = f"read_parquet({files!r})"
+        queries.append(
+            ViewQuery(spec.name, spec.join_keys, feature_names(spec.name), relation, spec.ttl)
+        )
+    return queries
+
+
+def child_main(directory: Path, views: int, created_cutoff: bool) -> None:
+    """One measured join in this fresh process; prints its wall time as JSON on stdout."""
+    entity = pq.read_table(directory / "entity.parquet")
+    queries = view_queries(directory, views)
+    con = duckdb.connect()
+    start = time.perf_counter()
+    result = point_in_time_join(con, entity, queries, created_cutoff=created_cutoff)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "rows": result.num_rows}))
+
+
+def run_child(directory: Path, views: int, created_cutoff: bool) -> tuple[float, float]:
+    """Run one join in a child process; return (seconds, peak RSS in MiB) of that child."""
+    cmd = [sys.executable, __file__, "--child", str(directory), "--views", str(views)]
+    if not created_cutoff:
+        cmd.append("--no-created-cutoff")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed with exit code {proc.returncode}")
+    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+    return seconds, usage.ru_maxrss / 1024  # Linux reports ru_maxrss in KiB
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags; --child is internal (one measured run in a fresh process)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows per feature view")
+    parser.add_argument("--entities", type=int, default=100_000, help="distinct entities")
+    parser.add_argument("--entity-rows", type=int, default=1_000_000, help="entity table rows")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario")
+    parser.add_argument(
+        "--no-created-cutoff", dest="created_cutoff", action="store_false", help="Feast rules"
+    )
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--views", type=int, default=1, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate data if needed, run each scenario --repeat times, print a markdown table."""
+    args = parse_args(argv)
+    if args.child:
+        child_main(args.child, args.views, args.created_cutoff)
+        return
+    scale = Scale(args.rows, args.entities, args.entity_rows, args.seed)
+    started = time.perf_counter()
+    generate(scale)
+    print(f"data: {scale.directory} (ready in {time.perf_counter() - started:.1f} s)")
+    results = []
+    for views in (1, 3):
+        runs = [run_child(scale.directory, views, args.created_cutoff) for _ in range(args.repeat)]
+        median = statistics.median(seconds for seconds, _ in runs)
+        peak = max(rss for _, rss in runs)
+        each = ", ".join(f"{seconds:.2f}" for seconds, _ in runs)
+        results.append((views, median, peak, each))
+        print(f"{views} view(s): median {median:.2f} s, peak RSS {peak:.0f} MiB ({each})")
+    print()
+    print(
+        f"{args.rows:,} feature rows per view over {args.entities:,} entities, "
+        f"{args.entity_rows:,} entity rows, created_cutoff={args.created_cutoff}, "
+        f"{os.cpu_count()} CPUs, duckdb {duckdb.__version__}"
+    )
+    print()
+    print("| views | median s | peak RSS MiB | runs (s) |")
+    print("|---:|---:|---:|---|")
+    for views, median, peak, each in results:
+        print(f"| {views} | {median:.2f} | {peak:.0f} | {each} |")
+
+
+if __name__ == "__main__":
+    main()

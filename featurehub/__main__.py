@@ -1,0 +1,5 @@
+"""`python -m featurehub` runs the CLI."""
+
+from featurehub.cli import app
+
+app()

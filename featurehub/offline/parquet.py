@@ -1,0 +1,222 @@
+"""Parquet files under a root folder, published through the registry's commit log.
+
+Layout: <root>/<project>/<view>/commits/<commit_id>/date=YYYY-MM-DD/*.parquet, partitioned
+by event date. A write goes to <view>/_staging/<commit_id>/ first, is renamed into commits/
+(an atomic rename on one file system), and becomes visible only when the registry records
+the commit. A process killed at any point leaves at most an unreferenced folder, which the
+next write of the view removes.
+
+Reading applies the replace rule: a row of commit i is visible unless a later commit's
+interval contains its event time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from featurehub.definitions import FeatureView
+from featurehub.errors import FeaturehubError
+from featurehub.offline.base import (
+    EVENT_TIMESTAMP,
+    OfflineStore,
+    WriteResult,
+    offline_schema,
+)
+from featurehub.registry.offline_commits import OfflineCommit, OfflineCommitLog
+
+# Unreferenced commit folders younger than this may belong to a write still in flight.
+ORPHAN_GRACE_SECONDS = 3600.0
+
+
+class OfflineWriteError(FeaturehubError):
+    """Rows given to the offline store do not fit the view or the interval."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _literal(moment: datetime) -> str:
+    return f"TIMESTAMPTZ {_quote(moment.astimezone(timezone.utc).isoformat())}"
+
+
+def _utc(moment: datetime) -> datetime:
+    return (
+        moment.replace(tzinfo=timezone.utc)
+        if moment.tzinfo is None
+        else moment.astimezone(timezone.utc)
+    )
+
+
+class ParquetOfflineStore(OfflineStore):
+    def __init__(self, root: Path, project: str, commits: OfflineCommitLog) -> None:
+        self.root = Path(root)
+        self.project = project
+        self._commits = commits
+
+    def _view_dir(self, view: str) -> Path:
+        return self.root / self.project / view
+
+    def write(
+        self, view: FeatureView, table: pa.Table, start: datetime, end: datetime
+    ) -> WriteResult:
+        start, end = _check_interval(view, start, end)
+        table = _conform(view, table, start, end)
+        staging = self.stage(view)
+        if table.num_rows:
+            _write_partitioned(table, staging)
+        return self.publish(view, staging, start, end)
+
+    def stage(self, view: FeatureView) -> Path:
+        """A new, empty staging folder for one write of `view`. Another writer (the Spark
+        engine) may fill it with `date=YYYY-MM-DD/*.parquet` in the view's offline schema,
+        then hand it to `publish`."""
+        self._collect_garbage(view.name)
+        commit_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        staging = self._view_dir(view.name) / "_staging" / commit_id
+        staging.mkdir(parents=True)
+        return staging
+
+    def publish(
+        self, view: FeatureView, staging: Path, start: datetime, end: datetime
+    ) -> WriteResult:
+        """Make a staged write visible: flush it, move it into commits/, record it."""
+        start, end = _check_interval(view, start, end)
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*.parquet"))
+        rows = _count_rows(staging, files)
+        _fsync_tree(staging)
+        final = self._view_dir(view.name) / "commits" / staging.name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
+        self._commits.publish(
+            OfflineCommit(
+                commit_id=staging.name,
+                view=view.name,
+                interval_start=start,
+                interval_end=end,
+                path=str(final.relative_to(self.root)),
+                files=files,
+                row_count=rows,
+                committed_at=datetime.now(timezone.utc),
+            )
+        )
+        return WriteResult(view.name, staging.name, rows, start, end)
+
+    def relation(self, view: FeatureView) -> str | None:
+        commits = self._commits.live(view.name)
+        if not commits:
+            return None
+        columns = ", ".join(f'"{f.name}"' for f in offline_schema(view))
+        parts = []
+        for index, commit in enumerate(commits):
+            if not commit.files:
+                continue
+            paths = ", ".join(_quote(str(self.root / commit.path / f)) for f in commit.files)
+            later = [
+                f"({EVENT_TIMESTAMP} >= {_literal(c.interval_start)} AND "
+                f"{EVENT_TIMESTAMP} < {_literal(c.interval_end)})"
+                for c in commits[index + 1 :]
+                if c.interval_start < commit.interval_end and c.interval_end > commit.interval_start
+            ]
+            where = f" WHERE NOT ({' OR '.join(later)})" if later else ""
+            parts.append(f"SELECT {columns} FROM read_parquet([{paths}]){where}")
+        if not parts:
+            schema = offline_schema(view)
+            casts = ", ".join(f'CAST(NULL AS {_duckdb_type(f.type)}) AS "{f.name}"' for f in schema)
+            return f"(SELECT {casts} LIMIT 0)"
+        return "(" + " UNION ALL ".join(parts) + ")"
+
+    def _collect_garbage(self, view: str) -> None:
+        """Remove folders of writes that died before publishing (after a grace period)."""
+        view_dir = self._view_dir(view)
+        known = self._commits.known_paths(view)
+        cutoff = time.time() - ORPHAN_GRACE_SECONDS
+        for folder in ("_staging", "commits"):
+            for path in (view_dir / folder).glob("*"):
+                relative = str(path.relative_to(self.root))
+                if relative not in known and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_interval(view: FeatureView, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    start, end = _utc(start), _utc(end)
+    if end <= start:
+        raise OfflineWriteError(f"view {view.name!r}: interval end {end} is not after {start}")
+    return start, end
+
+
+def _count_rows(folder: Path, files: list[str]) -> int:
+    """Rows in the staged files, from their footers."""
+    return sum(pq.ParquetFile(folder / name).metadata.num_rows for name in files)
+
+
+def _duckdb_type(arrow_type: pa.DataType) -> str:
+    con = duckdb.connect()
+    try:
+        con.register("empty_column", pa.table({"x": pa.array([], arrow_type)}))
+        return str(con.sql("SELECT * FROM empty_column").types[0])
+    finally:
+        con.close()
+
+
+def _conform(view: FeatureView, table: pa.Table, start: datetime, end: datetime) -> pa.Table:
+    """Cast to the view's offline schema, and check every row is inside [start, end)."""
+    schema = offline_schema(view)
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise OfflineWriteError(f"view {view.name!r}: rows lack column(s) {missing}")
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise OfflineWriteError(f"view {view.name!r}: rows do not fit its schema: {exc}") from None
+    if table.num_rows:
+        import pyarrow.compute as pc
+
+        events = table[EVENT_TIMESTAMP]
+        low, high = pc.min(events).as_py(), pc.max(events).as_py()
+        if low < start or high >= end:
+            raise OfflineWriteError(
+                f"view {view.name!r}: event times {low} .. {high} fall outside the written "
+                f"interval [{start}, {end}); filter the rows to the interval"
+            )
+    return table
+
+
+def _write_partitioned(table: pa.Table, folder: Path) -> None:
+    """Parquet files partitioned by event date (UTC), written by DuckDB with all cores."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("rows_to_write", table)
+        con.execute(
+            f"""COPY (SELECT *, strftime({EVENT_TIMESTAMP}, '%Y-%m-%d') AS date FROM rows_to_write)
+            TO {_quote(str(folder))} (FORMAT parquet, PARTITION_BY (date),
+            WRITE_PARTITION_COLUMNS false, OVERWRITE_OR_IGNORE true)"""
+        )
+    finally:
+        con.close()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush files and folders to disk before they are published."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+        descriptor = os.open(path, flags)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,110 @@
+"""The online store contract: the newest feature values per entity key, for serving.
+
+Materialization writes rows in the offline store's normalized shape; the feature server reads
+a handful of entity keys per request. Implementations map their backend's errors to
+`OnlineStoreError` (mostly its subclass `OnlineStoreUnavailable`) at the boundary, so callers
+catch one family.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from featurehub.config import OnlineStoreConfig
+from featurehub.definitions import FeatureView
+from featurehub.errors import FeaturehubError
+
+EntityKey = tuple[Any, ...]
+"""Join-key values in `view.join_keys` order, e.g. (1001,) or (1001, "fr")."""
+
+ReadRequest = tuple[FeatureView, Sequence[EntityKey], Sequence[str]]
+"""(view, entity keys, feature names): one view's part of a `read_many`."""
+
+
+class OnlineStoreError(FeaturehubError):
+    """The online store failed a request."""
+
+
+class OnlineStoreUnavailable(OnlineStoreError):
+    """The online store cannot be used now: down, timeout, wrong password, read-only replica."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRow:
+    """The stored row of one entity: the requested features and the row's timestamps."""
+
+    values: dict[str, Any]  # feature name -> Python value (None for null)
+    event_timestamp: datetime  # UTC, aware
+    created_timestamp: datetime  # UTC, aware
+
+
+class OnlineStore(ABC):
+    """One project's newest feature rows per (view, entity key).
+
+    Ordering: a row is newer than another when its (event_timestamp, created_timestamp) is
+    greater, the order the offline point-in-time join uses. On an exact tie of both, the
+    incoming row wins, so re-running a materialization rewrites identical values and a
+    correction written with the same timestamps replaces the old one.
+
+    Keys are typed: the int 12 and the string "12" are different entities. Values round-trip
+    exactly (Float64 bit-exact, Float32 as its float32 value, Timestamp as aware UTC datetime,
+    null as None). No TTL is applied here: the caller compares `event_timestamp` with the
+    view's TTL at read time.
+    """
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config: OnlineStoreConfig, project: str) -> OnlineStore:
+        """Build the store for `project` from featurehub.yaml's `online_store` section."""
+
+    @abstractmethod
+    def write(self, view: FeatureView, table: pa.Table) -> int:
+        """Store the newest row per entity key of `table` (`offline_schema(view)` columns, any
+        order, several rows per key allowed) and return how many entity rows were stored.
+
+        A stored row newer than the incoming one is kept (a backfill never overwrites a
+        fresher value); this check is atomic against concurrent writers. Rows with a null join
+        key are skipped: no read can ask for them.
+        """
+
+    @abstractmethod
+    def read(
+        self, view: FeatureView, keys: Sequence[EntityKey], features: Sequence[str]
+    ) -> list[OnlineRow | None]:
+        """The stored row of each key restricted to `features`, in the order of `keys`
+        (duplicates included); None for an unknown key. Keys are not coerced: the caller checks
+        them against `view.entities[i].key_types`."""
+
+    def read_many(self, requests: Sequence[ReadRequest]) -> list[list[OnlineRow | None]]:
+        """`read` for several views at once; stores override it to use one round trip."""
+        return [self.read(view, keys, features) for view, keys, features in requests]
+
+    @abstractmethod
+    def delete_view(self, view_name: str) -> None:
+        """Drop everything stored for a view of this project (when `apply` deletes it)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Return when the store is reachable; raise OnlineStoreUnavailable otherwise."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+
+    def __enter__(self) -> OnlineStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,263 @@
+"""The Redis online store: one key per entity, one packed value, one round trip per read.
+
+Key layout: `<key_prefix>:<project>:<view>:<entity key>` (entity key as in `codec`), so several
+projects share one Redis and `delete_view` is a SCAN of one prefix. The value is the packed row
+of `codec` (timestamps header, null bitmap, fixed-width features, then strings). A read of any
+number of keys, of one view or several (`read_many`), is one MGET.
+
+Writes run a Lua script per batch of keys: it reads the stored headers with one MGET and MSETs
+the rows that are not older, so the newest-wins check is atomic against concurrent writers.
+Batches go out on two connections: Redis runs one script while Python packs the next.
+Standalone Redis only: a batch spans hash slots, which Redis Cluster refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import redis
+import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from featurehub.config import OnlineStoreConfig
+from featurehub.definitions import FeatureView
+from featurehub.definitions.names import check_name
+from featurehub.online.base import (
+    EntityKey,
+    OnlineRow,
+    OnlineStore,
+    OnlineStoreError,
+    OnlineStoreUnavailable,
+    ReadRequest,
+)
+from featurehub.online.codec import LayoutCache, encode_key, latest_rows
+
+BATCH_KEYS = 2000  # keys per script call; at most 3999: Lua's unpack() stops at 8000
+PACK_ROWS = 20_000  # rows packed at a time, so packing overlaps with sending
+WRITE_CONNECTIONS = 2
+
+# KEYS: entity keys; ARGV: packed rows whose first 20 bytes are <qqI event_us, created_us,
+# layout. A row is written unless the stored row has the same layout and a greater (event,
+# created); equal timestamps: the incoming row wins. A stored value too short to be a row is
+# replaced. Lua numbers are doubles, exact only up to 2^53, so each int64 is compared as its
+# signed high and unsigned low 32-bit halves. Returns the number of rows written.
+WRITE_SCRIPT = """
+local function wins(new, old)
+  if #old < 20 then return true end
+  local nel, neh, ncl, nch, nlay = struct.unpack('<I4i4I4i4I4', new)
+  local oel, oeh, ocl, och, olay = struct.unpack('<I4i4I4i4I4', old)
+  if nlay ~= olay then return true end
+  if neh ~= oeh then return neh > oeh end
+  if nel ~= oel then return nel > oel end
+  if nch ~= och then return nch > och end
+  return ncl >= ocl
+end
+local stored = redis.call('MGET', unpack(KEYS))
+local pending, n = {}, 0
+for i = 1, #KEYS do
+  local old = stored[i]
+  if not old or wins(ARGV[i], old) then
+    pending[n + 1] = KEYS[i]
+    pending[n + 2] = ARGV[i]
+    n = n + 2
+  end
+end
+if n > 0 then redis.call('MSET', unpack(pending, 1, n)) end
+return n / 2
+"""
+
+
+@dataclass(frozen=True)
+class RedisOnlineStoreConfig:
+    """Connection settings: `url` is redis://[[user]:password@]host[:port][/db] or rediss://
+    (TLS); `password` applies when the URL has none; `tls` turns redis:// into rediss://."""
+
+    url: str
+    key_prefix: str = "featurehub"
+    password: str | None = None
+    tls: bool = False
+    timeout_seconds: float = 0.5
+
+    @classmethod
+    def from_config(cls, config: OnlineStoreConfig) -> RedisOnlineStoreConfig:
+        return cls(
+            url=config.url,
+            key_prefix=config.key_prefix,
+            password=config.password,
+            tls=config.tls,
+            timeout_seconds=config.timeout_seconds,
+        )
+
+    @property
+    def connection_url(self) -> str:
+        if self.tls and self.url.startswith("redis://"):
+            return "rediss://" + self.url[len("redis://") :]
+        return self.url
+
+    @property
+    def display_url(self) -> str:
+        """The URL without its password, for messages and logs."""
+        parts = urlsplit(self.connection_url)
+        host = parts.hostname or "localhost"
+        netloc = f"{host}:{parts.port or 6379}"
+        if parts.username:
+            netloc = f"{parts.username}@{netloc}"
+        return f"{parts.scheme}://{netloc}{parts.path or '/0'}"
+
+
+class RedisOnlineStore(OnlineStore):
+    """The online store on a standalone Redis (or Valkey/KeyDB) server."""
+
+    def __init__(self, config: RedisOnlineStoreConfig, project: str) -> None:
+        check_name("project", project)
+        self.config = config
+        options: dict[str, Any] = {
+            "socket_timeout": config.timeout_seconds,
+            "socket_connect_timeout": config.timeout_seconds,
+            # One immediate retry re-opens a pooled connection that a server restart broke;
+            # timeouts are not retried so an unreachable server fails within the timeout.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(rex.ConnectionError,)),
+        }
+        if config.password is not None and urlsplit(config.connection_url).password is None:
+            options["password"] = config.password
+        self._client = redis.Redis.from_url(config.connection_url, **options)
+        self._script = self._client.register_script(WRITE_SCRIPT)
+        self._namespace = f"{config.key_prefix}:{project}:"
+        self._prefixes: dict[str, bytes] = {}
+        self._layouts = LayoutCache()
+
+    @classmethod
+    def from_config(cls, config: OnlineStoreConfig, project: str) -> RedisOnlineStore:
+        return cls(RedisOnlineStoreConfig.from_config(config), project)
+
+    def key_prefix(self, view_name: str) -> bytes:
+        """`<key_prefix>:<project>:<view>:`, the start of every key of the view."""
+        prefix = self._prefixes.get(view_name)
+        if prefix is None:
+            prefix = self._prefixes[view_name] = f"{self._namespace}{view_name}:".encode()
+        return prefix
+
+    def write(self, view: FeatureView, table: pa.Table) -> int:
+        rows, keys = latest_rows(view, table, self.key_prefix(view.name))
+        layout = self._layouts.get(view)
+        if len(keys) <= BATCH_KEYS:
+            return self._write_batch(keys, layout.pack(rows)) if keys else 0
+        with ThreadPoolExecutor(WRITE_CONNECTIONS, thread_name_prefix="redis-write") as pool:
+            futures = []
+            for start in range(0, len(keys), PACK_ROWS):
+                values = layout.pack(rows.slice(start, PACK_ROWS))
+                packed_keys = keys[start : start + PACK_ROWS]
+                for first in range(0, len(values), BATCH_KEYS):
+                    last = first + BATCH_KEYS
+                    batch = (packed_keys[first:last], values[first:last])
+                    futures.append(pool.submit(self._write_batch, *batch))
+            try:
+                return sum(future.result() for future in futures)
+            except BaseException:
+                for future in futures:  # fail once, not once per remaining batch
+                    future.cancel()
+                raise
+
+    def _write_batch(self, keys: list[bytes], values: list[bytes]) -> int:
+        try:
+            return int(self._script(keys=keys, args=values))
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def read(
+        self, view: FeatureView, keys: Sequence[EntityKey], features: Sequence[str]
+    ) -> list[OnlineRow | None]:
+        if not keys:
+            return []
+        decode = self._layouts.get(view).decoder(features)
+        prefix = self.key_prefix(view.name)
+        try:
+            found = self._client.execute_command("MGET", *[prefix + encode_key(k) for k in keys])
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+        return [None if value is None else decode(value) for value in found]
+
+    def read_many(self, requests: Sequence[ReadRequest]) -> list[list[OnlineRow | None]]:
+        """All views' keys in one MGET: a request costs one round trip, not one per view."""
+        names: list[bytes] = []
+        for view, keys, _ in requests:
+            prefix = self.key_prefix(view.name)
+            names.extend(prefix + encode_key(k) for k in keys)
+        decoders = [self._layouts.get(view).decoder(features) for view, _, features in requests]
+        if not names:
+            return [[] for _ in requests]
+        try:
+            found = self._client.execute_command("MGET", *names)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+        results: list[list[OnlineRow | None]] = []
+        start = 0
+        for (_, keys, _), decode in zip(requests, decoders, strict=True):
+            part = found[start : start + len(keys)]
+            results.append([None if value is None else decode(value) for value in part])
+            start += len(keys)
+        return results
+
+    def delete_view(self, view_name: str) -> None:
+        pattern = _escape_glob(self.key_prefix(view_name)) + b"*"
+        try:
+            batch: list[bytes] = []
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self._client.unlink(*batch)
+                    batch = []
+            if batch:
+                self._client.unlink(*batch)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def ping(self) -> None:
+        try:
+            self._client.ping()
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _error(self, exc: rex.RedisError) -> OnlineStoreError:
+        """The featurehub error for a redis-py error, naming the URL (never the password)."""
+        url = self.config.display_url
+        where = (
+            "The URL comes from featurehub.yaml online_store.url or FEATUREHUB_ONLINE_STORE_URL."
+        )
+        if isinstance(exc, (rex.AuthenticationError, rex.AuthorizationError)) or (
+            isinstance(exc, rex.ResponseError) and "NOAUTH" in str(exc)
+        ):
+            hint = "check the password (online_store.password or the URL)"
+        elif isinstance(exc, rex.TimeoutError):
+            hint = (
+                f"no answer within {self.config.timeout_seconds}s: check the host and port, "
+                "the network, and online_store.timeout_seconds"
+            )
+        elif isinstance(exc, rex.ConnectionError):
+            hint = "check that redis-server is running and reachable at that host and port"
+        elif isinstance(exc, (rex.ReadOnlyError, rex.OutOfMemoryError)):
+            hint = "the server refuses writes: point the URL at the primary, or raise maxmemory"
+        else:
+            return OnlineStoreError(
+                f"online store {url} refused a command ({type(exc).__name__}: {exc}); another "
+                f"program may use the key prefix {self._namespace!r}. {where}"
+            )
+        return OnlineStoreUnavailable(
+            f"online store {url} is unavailable ({type(exc).__name__}: {exc}); {hint}. {where}"
+        )
+
+
+def _escape_glob(prefix: bytes) -> bytes:
+    """Escape SCAN MATCH's special characters, which a key_prefix may contain."""
+    for char in (b"\\", b"*", b"?", b"[", b"]"):
+        prefix = prefix.replace(char, b"\\" + char)
+    return prefix

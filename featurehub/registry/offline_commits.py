@@ -1,0 +1,108 @@
+"""The offline store's commit log: which files of a view are published, in order.
+
+Publishing a commit is one registry transaction, which is what makes an offline write atomic:
+files written before it are invisible, and after it all of them are visible at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from featurehub.registry.tables import offline_commits
+
+
+@dataclass(frozen=True)
+class OfflineCommit:
+    """One published write of a view: rows for event times in [interval_start, interval_end)."""
+
+    commit_id: str
+    view: str
+    interval_start: datetime
+    interval_end: datetime
+    path: str
+    files: list[str]
+    row_count: int
+    committed_at: datetime
+    sequence: int = 0
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class OfflineCommitLog:
+    """Commits of every view of a project, kept in the registry database."""
+
+    def __init__(self, engine: sa.Engine, project: str) -> None:
+        self._engine = engine
+        self._project = project
+
+    def publish(self, commit: OfflineCommit) -> None:
+        """Make a commit visible; older commits whose interval it covers become superseded."""
+        table = offline_commits
+        with self._engine.begin() as conn:
+            new_id = conn.execute(
+                table.insert()
+                .values(
+                    project=self._project,
+                    view=commit.view,
+                    commit_id=commit.commit_id,
+                    interval_start=commit.interval_start,
+                    interval_end=commit.interval_end,
+                    path=commit.path,
+                    files=json.dumps(commit.files),
+                    row_count=commit.row_count,
+                    superseded=False,
+                    committed_at=commit.committed_at,
+                )
+                .returning(table.c.id)
+            ).scalar_one()
+            conn.execute(
+                table.update()
+                .where(
+                    table.c.project == self._project,
+                    table.c.view == commit.view,
+                    table.c.id < new_id,
+                    table.c.interval_start >= commit.interval_start,
+                    table.c.interval_end <= commit.interval_end,
+                )
+                .values(superseded=True)
+            )
+
+    def live(self, view: str) -> list[OfflineCommit]:
+        """Commits of which some rows are still visible, oldest first."""
+        table = offline_commits
+        query = (
+            sa.select(table)
+            .where(table.c.project == self._project, table.c.view == view, ~table.c.superseded)
+            .order_by(table.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            OfflineCommit(
+                commit_id=row["commit_id"],
+                view=row["view"],
+                interval_start=_utc(row["interval_start"]),
+                interval_end=_utc(row["interval_end"]),
+                path=row["path"],
+                files=json.loads(row["files"]),
+                row_count=row["row_count"],
+                committed_at=_utc(row["committed_at"]),
+                sequence=row["id"],
+            )
+            for row in rows
+        ]
+
+    def known_paths(self, view: str) -> set[str]:
+        """Every commit folder the log knows of, live or superseded (for garbage collection)."""
+        table = offline_commits
+        query = sa.select(table.c.path).where(
+            table.c.project == self._project, table.c.view == view
+        )
+        with self._engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}

@@ -1,0 +1,124 @@
+"""The record of materialization runs, and the watermarks derived from it.
+
+A view's watermark is the latest end of its successful runs: incremental runs start there.
+It is derived from the runs rather than stored, so a failed run cannot move it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from featurehub.registry.tables import materialization_runs as runs
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    view: str
+    interval_start: datetime
+    interval_end: datetime
+    engine: str
+    status: str
+    rows_read: int | None
+    rows_written: int | None
+    online_rows_written: int | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class RunLog:
+    """Materialization runs of one project, in the registry database."""
+
+    def __init__(self, engine: sa.Engine, project: str) -> None:
+        self._engine = engine
+        self._project = project
+
+    def start(self, view: str, start: datetime, end: datetime, engine: str) -> int:
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    runs.insert()
+                    .values(
+                        project=self._project,
+                        view=view,
+                        interval_start=start,
+                        interval_end=end,
+                        engine=engine,
+                        status="running",
+                        started_at=datetime.now(timezone.utc),
+                    )
+                    .returning(runs.c.id)
+                ).scalar_one()
+            )
+
+    def succeed(
+        self, run_id: int, rows_read: int, rows_written: int, online_rows_written: int
+    ) -> None:
+        self._finish(
+            run_id,
+            status="success",
+            rows_read=rows_read,
+            rows_written=rows_written,
+            online_rows_written=online_rows_written,
+        )
+
+    def fail(self, run_id: int, error: str) -> None:
+        self._finish(run_id, status="failed", error=error[:4000])
+
+    def _finish(self, run_id: int, **values: object) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(finished_at=datetime.now(timezone.utc), **values)
+            )
+
+    def watermark(self, view: str) -> datetime | None:
+        """The latest end of a successful run of `view`, or None if it never ran."""
+        query = sa.select(sa.func.max(runs.c.interval_end)).where(
+            runs.c.project == self._project, runs.c.view == view, runs.c.status == "success"
+        )
+        with self._engine.connect() as conn:
+            return _utc(conn.execute(query).scalar())
+
+    def list(self, view: str | None = None, limit: int = 50) -> list[Run]:
+        """The newest runs first."""
+        query = sa.select(runs).where(runs.c.project == self._project)
+        if view:
+            query = query.where(runs.c.view == view)
+        query = query.order_by(runs.c.id.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Run(
+                id=row["id"],
+                view=row["view"],
+                interval_start=_utc(row["interval_start"]),  # type: ignore[arg-type]
+                interval_end=_utc(row["interval_end"]),  # type: ignore[arg-type]
+                engine=row["engine"],
+                status=row["status"],
+                rows_read=row["rows_read"],
+                rows_written=row["rows_written"],
+                online_rows_written=row["online_rows_written"],
+                error=row["error"],
+                started_at=_utc(row["started_at"]),  # type: ignore[arg-type]
+                finished_at=_utc(row["finished_at"]),
+            )
+            for row in rows
+        ]

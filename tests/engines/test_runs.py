@@ -1,0 +1,82 @@
+"""Materialization runs: recorded in the registry, watermarks, incremental runs, failures."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from featurehub import FeatureStore
+from featurehub.cli import app
+from featurehub.engines.runner import MaterializationError
+from tests.repos import BASE
+
+
+def offline_count(store: FeatureStore) -> int:
+    relation = store.offline_store.relation(store.get_feature_view("driver_stats"))
+    return (
+        0 if relation is None else duckdb.sql(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
+    )
+
+
+def test_runs_are_recorded_and_incremental_starts_at_the_watermark(store: FeatureStore) -> None:
+    runs = store.registry.runs(store.project)
+    assert runs.watermark("driver_stats") is None
+    store.materialize(BASE, BASE + timedelta(hours=4))
+    assert runs.watermark("driver_stats") == BASE + timedelta(hours=4)
+    assert offline_count(store) == 4
+    [result] = store.materialize_incremental(BASE + timedelta(hours=8))
+    assert (result.start, result.end, result.rows_written) == (
+        BASE + timedelta(hours=4),
+        BASE + timedelta(hours=8),
+        4,
+    )
+    assert offline_count(store) == 8
+    assert store.materialize_incremental(BASE + timedelta(hours=8)) == []  # up to date
+    # A backfill of an old interval does not move the watermark back.
+    store.materialize(BASE, BASE + timedelta(hours=2))
+    assert runs.watermark("driver_stats") == BASE + timedelta(hours=8)
+    listed = store.runs()
+    assert [r.status for r in listed] == ["success"] * 3
+    assert listed[0].engine == "local" and listed[0].duration_seconds is not None
+
+
+def test_first_incremental_run_takes_all_history(store: FeatureStore) -> None:
+    store.materialize_incremental(BASE + timedelta(days=30))
+    assert offline_count(store) == 10
+
+
+def test_failed_run_is_recorded_and_keeps_the_watermark(store: FeatureStore) -> None:
+    store.materialize(BASE, BASE + timedelta(hours=4))
+    (store.repo_path / "data" / "drivers.parquet").unlink()
+    with pytest.raises(MaterializationError, match="driver_stats: .*no Parquet file") as caught:
+        store.materialize_incremental(BASE + timedelta(hours=8))
+    assert caught.value.results == []
+    latest = store.runs()[0]
+    assert latest.status == "failed" and "no Parquet file" in (latest.error or "")
+    assert store.registry.runs(store.project).watermark("driver_stats") == BASE + timedelta(hours=4)
+    assert offline_count(store) == 4
+
+
+def test_cli_materialize_json_and_runs(store: FeatureStore) -> None:
+    runner = CliRunner()
+    repo = str(store.repo_path)
+    result = runner.invoke(app, ["-r", repo, "materialize", "2026-01-01", "2026-01-02", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["results"][0]["rows_written"] == 10 and summary["failures"] == {}
+    result = runner.invoke(app, ["-r", repo, "materialize-incremental", "2026-01-03"])
+    assert result.exit_code == 0, result.output
+    assert "driver_stats" in result.output
+    result = runner.invoke(app, ["-r", repo, "runs", "--json"])
+    listed = json.loads(result.output)
+    assert [r["status"] for r in listed] == ["success", "success"]
+    result = runner.invoke(app, ["-r", repo, "materialize", "tomorrow", "2026-01-03"])
+    assert result.exit_code == 1 and "not an ISO 8601 time" in result.output
+    result = runner.invoke(
+        app, ["-r", repo, "materialize", "2026-01-01", "2026-01-02", "-v", "nope"]
+    )
+    assert result.exit_code == 1 and "unknown feature view 'nope'" in result.output

@@ -1,0 +1,141 @@
+"""get_historical_features through the FeatureStore: inputs, outputs and bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from featurehub import FeatureStore
+from featurehub.errors import NotFoundError
+from featurehub.offline.retrieval import RetrievalError
+from tests.repos import BASE
+
+
+@pytest.fixture
+def materialized(store: FeatureStore) -> FeatureStore:
+    results = store.materialize(BASE, BASE + timedelta(days=1))
+    assert [(r.view, r.rows_written) for r in results] == [("driver_stats", 10)]
+    return store
+
+
+def entity_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "driver_id": [1000, 1001, 1000, 9999, 1000],
+            "event_timestamp": pd.to_datetime(
+                [BASE + timedelta(hours=h) for h in (3.5, 4.5, 3.5, 5, -1)]
+            ),
+            "label": [1, 0, 1, 0, 1],
+        }
+    )
+
+
+def test_point_in_time_values_and_row_order(materialized: FeatureStore) -> None:
+    # driver 1000 has rows at hours 0, 3, 6, 9 (created 5 minutes later); 1001 at 1, 4, 7.
+    frame = materialized.get_historical_features(
+        entity_rows(), ["driver_stats:trips_today", "driver_stats:conv_rate"]
+    ).to_pandas()
+    assert list(frame.columns) == [
+        "driver_id",
+        "event_timestamp",
+        "label",
+        "trips_today",
+        "conv_rate",
+    ]
+    assert frame["label"].tolist() == [1, 0, 1, 0, 1]
+    assert frame["trips_today"].tolist()[:3] == [3, 4, 3]
+    assert frame["trips_today"].isna().tolist() == [False, False, False, True, True]
+
+
+def test_created_cutoff_hides_values_not_yet_known(materialized: FeatureStore) -> None:
+    # At 3:02 the 3:00 row exists but was created at 3:05: the 0:00 row is what was known.
+    rows = pd.DataFrame(
+        {"driver_id": [1000], "event_timestamp": [BASE + timedelta(hours=3, minutes=2)]}
+    )
+    strict = materialized.get_historical_features(rows, ["driver_stats:trips_today"])
+    assert strict.to_pandas()["trips_today"].tolist() == [0]
+    leaky = materialized.get_historical_features(
+        rows, ["driver_stats:trips_today"], created_cutoff=False
+    )
+    assert leaky.to_pandas()["trips_today"].tolist() == [3]
+
+
+def test_inputs_service_full_names_and_outputs(materialized: FeatureStore, tmp_path: Path) -> None:
+    rows = entity_rows()
+    by_service = materialized.get_historical_features(
+        pa.Table.from_pandas(rows), "driver_service", full_feature_names=True
+    ).to_arrow()
+    assert by_service.column_names[-2:] == ["driver_stats__conv_rate", "driver_stats__trips_today"]
+    rows.to_parquet(tmp_path / "entities.parquet")
+    from_path = materialized.get_historical_features(
+        str(tmp_path / "entities.parquet"), ["driver_stats:trips_today"]
+    )
+    written = from_path.to_parquet(tmp_path / "out" / "train.parquet")
+    assert pd.read_parquet(written)["trips_today"].tolist()[:3] == [3, 4, 3]
+    by_sql = materialized.get_historical_features(
+        f"SELECT * FROM '{tmp_path / 'entities.parquet'}' WHERE label = 1",
+        ["driver_stats:trips_today"],
+    )
+    assert by_sql.to_pandas()["trips_today"].tolist()[:2] == [3, 3]
+
+
+def test_other_timestamp_column(materialized: FeatureStore) -> None:
+    rows = entity_rows().rename(columns={"event_timestamp": "requested_at"})
+    frame = materialized.get_historical_features(
+        rows, ["driver_stats:trips_today"], timestamp_column="requested_at"
+    ).to_pandas()
+    assert frame["trips_today"].tolist()[:3] == [3, 4, 3]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda df: df.drop(columns=["driver_id"]), "no column 'driver_id', the join key"),
+        (lambda df: df.drop(columns=["event_timestamp"]), "no timestamp column 'event_timestamp'"),
+        (
+            lambda df: df.assign(driver_id=df["driver_id"].astype(str)),
+            "column 'driver_id' has type (large_)?string but entity 'driver' keys are Int64",
+        ),
+        (
+            lambda df: df.assign(event_timestamp=df["event_timestamp"].astype(str)),
+            "has type (large_)?string, not a timestamp.*pd.to_datetime",
+        ),
+    ],
+)
+def test_bad_entity_rows_fail_before_the_join(
+    materialized: FeatureStore, change: object, message: str
+) -> None:
+    with pytest.raises(RetrievalError, match=message):
+        materialized.get_historical_features(change(entity_rows()), ["driver_stats:conv_rate"])  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [
+        (["driver_stats:conv_rat"], "no feature 'conv_rat'.*'conv_rate'"),
+        (["driver_stat:conv_rate"], "unknown feature view 'driver_stat'.*'driver_stats'"),
+        ("driver_servic", "unknown feature service 'driver_servic'.*'driver_service'"),
+    ],
+)
+def test_unknown_features_suggest_names(
+    materialized: FeatureStore, features: object, message: str
+) -> None:
+    with pytest.raises((NotFoundError, ValueError), match=message):
+        materialized.get_historical_features(entity_rows(), features)  # type: ignore[arg-type]
+
+
+def test_view_never_materialized_says_to_materialize(store: FeatureStore) -> None:
+    with pytest.raises(RetrievalError, match="no offline data yet; materialize it first"):
+        store.get_historical_features(entity_rows(), ["driver_stats:conv_rate"])
+
+
+def test_materializing_again_does_not_duplicate(materialized: FeatureStore) -> None:
+    materialized.materialize(BASE, BASE + timedelta(days=1))
+    relation = materialized.offline_store.relation(materialized.get_feature_view("driver_stats"))
+    import duckdb
+
+    assert duckdb.sql(f"SELECT count(*) FROM {relation}").fetchall() == [(10,)]
