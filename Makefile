@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/featurehub -r $(REPO) list services
 	$(BIN)/featurehub -r $(REPO) materialize $$(date -u -d '-31 days' +%F) $$(date -u -d '+1 day' +%F)
 	$(BIN)/python $(REPO)/build_training_set.py
+	$(BIN)/python $(REPO)/compare_online_offline.py
 
 test: install
 	bash scripts/ensure-services.sh

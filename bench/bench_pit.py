@@ -11,6 +11,11 @@ U[0, 2h); the entity table has 1M rows at uniform times over the same 30 days.
 
     python bench/bench_pit.py                                        # full scale
     python bench/bench_pit.py --rows 1000000 --entity-rows 100000    # quick run
+    python bench/bench_pit.py --feast     # also Feast's get_historical_features (feast_peer.py)
+
+With --feast, bench/feast_peer.py runs Feast's DuckDB offline store on the same files in the
+Feast venv (bench/.venv-feast) and the table gains Feast's median, peak RSS and the ratio
+featurehub / Feast time. Feast has no created cutoff: compare with --no-created-cutoff.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from feast_peer import check_venv, run_peer
 
 from featurehub.offline.pit import ViewQuery, point_in_time_join
 
@@ -151,18 +157,30 @@ def view_queries(directory: Path, count: int) -> list[ViewQuery]:
 
 
 def child_main(directory: Path, views: int, created_cutoff: bool) -> None:
-    """One measured join in this fresh process; prints its wall time as JSON on stdout."""
+    """One measured join in this fresh process; prints its wall and CPU time as JSON.
+
+    CPU time (all threads) is less disturbed than wall time when other work shares the CPUs.
+    """
     entity = pq.read_table(directory / "entity.parquet")
     queries = view_queries(directory, views)
     con = duckdb.connect()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = point_in_time_join(con, entity, queries, created_cutoff=created_cutoff)
-    seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "rows": result.num_rows}))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": result.num_rows}))
 
 
-def run_child(directory: Path, views: int, created_cutoff: bool) -> tuple[float, float]:
-    """Run one join in a child process; return (seconds, peak RSS in MiB) of that child."""
+@dataclass(frozen=True)
+class Run:
+    """One measured join: wall seconds, CPU seconds (all threads), peak RSS of the process."""
+
+    seconds: float
+    cpu: float
+    peak_mib: float
+
+
+def run_child(directory: Path, views: int, created_cutoff: bool) -> Run:
+    """Run one join in a fresh child process and measure it."""
     cmd = [sys.executable, __file__, "--child", str(directory), "--views", str(views)]
     if not created_cutoff:
         cmd.append("--no-created-cutoff")
@@ -173,8 +191,8 @@ def run_child(directory: Path, views: int, created_cutoff: bool) -> tuple[float,
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed with exit code {proc.returncode}")
-    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
-    return seconds, usage.ru_maxrss / 1024  # Linux reports ru_maxrss in KiB
+    report = json.loads(out.strip().splitlines()[-1])
+    return Run(report["seconds"], report["cpu"], usage.ru_maxrss / 1024)  # ru_maxrss is in KiB
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -188,6 +206,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-created-cutoff", dest="created_cutoff", action="store_false", help="Feast rules"
     )
+    parser.add_argument(
+        "--feast", action="store_true", help="also run Feast (bench/feast_peer.py, Feast venv)"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--views", type=int, default=1, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -199,29 +220,51 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         child_main(args.child, args.views, args.created_cutoff)
         return
+    if args.feast:
+        check_venv()
     scale = Scale(args.rows, args.entities, args.entity_rows, args.seed)
     started = time.perf_counter()
     generate(scale)
     print(f"data: {scale.directory} (ready in {time.perf_counter() - started:.1f} s)")
-    results = []
+    lines = []
     for views in (1, 3):
         runs = [run_child(scale.directory, views, args.created_cutoff) for _ in range(args.repeat)]
-        median = statistics.median(seconds for seconds, _ in runs)
-        peak = max(rss for _, rss in runs)
-        each = ", ".join(f"{seconds:.2f}" for seconds, _ in runs)
-        results.append((views, median, peak, each))
-        print(f"{views} view(s): median {median:.2f} s, peak RSS {peak:.0f} MiB ({each})")
+        median = statistics.median(run.seconds for run in runs)
+        cpu = statistics.median(run.cpu for run in runs)
+        peak = max(run.peak_mib for run in runs)
+        each = ", ".join(f"{run.seconds:.2f}" for run in runs)
+        line = f"| {views} | {median:.2f} | {cpu:.2f} | {peak:.0f} | {each} |"
+        print(f"{views} view(s): median {median:.2f} s (CPU {cpu:.2f} s), peak RSS {peak:.0f} MiB")
+        if args.feast:
+            peer = run_peer(
+                "pit", "--data", str(scale.directory), "--views", str(views),
+                "--repeat", str(args.repeat),
+            )  # fmt: skip
+            feast_s = peer["median_seconds"]
+            line += f" {feast_s:.2f} | {peer['peak_mib']:.0f} | {median / feast_s:.2f} |"
+            print(
+                f"{views} view(s): Feast {peer['feast']} median {feast_s:.2f} s "
+                f"(CPU {peer['median_cpu']:.2f} s), peak RSS {peer['peak_mib']:.0f} MiB, "
+                f"runs {peer['runs']}, non-null first features {peer['non_null']}"
+            )
+        lines.append(line)
     print()
     print(
         f"{args.rows:,} feature rows per view over {args.entities:,} entities, "
         f"{args.entity_rows:,} entity rows, created_cutoff={args.created_cutoff}, "
-        f"{os.cpu_count()} CPUs, duckdb {duckdb.__version__}"
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, duckdb {duckdb.__version__}"
     )
     print()
-    print("| views | median s | peak RSS MiB | runs (s) |")
-    print("|---:|---:|---:|---|")
-    for views, median, peak, each in results:
-        print(f"| {views} | {median:.2f} | {peak:.0f} | {each} |")
+    if args.feast:
+        print(
+            "| views | median s | median CPU s | peak RSS MiB | runs (s) "
+            "| Feast median s | Feast peak RSS MiB | featurehub / Feast time |"
+        )
+        print("|---:|---:|---:|---:|---|---:|---:|---:|")
+    else:
+        print("| views | median s | median CPU s | peak RSS MiB | runs (s) |")
+        print("|---:|---:|---:|---:|---|")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -408,3 +408,34 @@ def init(
         _fail(str(exc))
     console.print(f"Created a feature repo in [bold]{directory}[/]. Next:")
     console.print(f"  featurehub -r {directory} plan\n  featurehub -r {directory} apply")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(6566, "--port", "-p", help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Worker processes."),
+) -> None:
+    """Run the feature server (HTTP API over the online store; docs/feature-server.md)."""
+    import importlib.util
+    import os
+
+    import uvicorn
+
+    store = _store(ctx)  # fails early, with a message, on a bad repo
+    store.close()
+    os.environ["FEATUREHUB_REPO"] = str(Path(ctx.obj["repo"]).resolve())
+    fast = importlib.util.find_spec("uvloop") is not None
+    http = "httptools" if importlib.util.find_spec("httptools") is not None else "auto"
+    uvicorn.run(
+        "featurehub.server.app:from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop" if fast else "auto",
+        http=http,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

@@ -62,6 +62,49 @@ class EngineConfig(_Section):
     type: Literal["local", "spark"] = "local"
 
 
+class ServerConfig(_Section):
+    """The feature server (`featurehub serve`): limits, API keys and the serving log.
+
+    The registry refresh interval is `registry.refresh_seconds`; the online store timeout is
+    `online_store.timeout_seconds`.
+    """
+
+    # Parquet serving logs, partitioned by feature service and date; repo-relative.
+    log_root: str = "data/serving_logs"
+    # Share of served feature vectors logged, and per feature service overrides.
+    log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    log_sample_rates: dict[str, float] = Field(default_factory=dict)
+    # Requests queued for the log writer; beyond, records are dropped (and counted).
+    log_queue_size: int = Field(default=10_000, gt=0)
+    # The writer commits a file per partition every `log_batch_rows` rows or
+    # `log_flush_seconds`, whichever comes first.
+    log_batch_rows: int = Field(default=50_000, gt=0)
+    log_flush_seconds: float = Field(default=10.0, gt=0.0)
+    # Accepted API keys (`Authorization: Bearer KEY` or `X-API-Key: KEY`); empty = no auth.
+    # Empty strings are ignored, so `${FEATUREHUB_API_KEY:-}` disables auth when unset.
+    api_keys: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_entities: int = Field(default=1_000, gt=0)
+
+    @field_validator("log_sample_rates")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, rate in value.items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"sample rate of {name!r} is {rate}; use a number in [0, 1]")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        return [key for key in value if key]
+
+    def sample_rate(self, feature_service: str | None) -> float:
+        if feature_service is None:
+            return self.log_sample_rate
+        return self.log_sample_rates.get(feature_service, self.log_sample_rate)
+
+
 class RepoConfig(_Section):
     """The validated content of featurehub.yaml, paths resolved against `repo_path`."""
 
@@ -72,6 +115,7 @@ class RepoConfig(_Section):
     online_store: OnlineStoreConfig = Field(default_factory=OnlineStoreConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +140,11 @@ class RepoConfig(_Section):
     @property
     def offline_root(self) -> Path:
         root = Path(self.offline_store.root).expanduser()
+        return root if root.is_absolute() else (self.repo_path / root)
+
+    @property
+    def serving_log_root(self) -> Path:
+        root = Path(self.server.log_root).expanduser()
         return root if root.is_absolute() else (self.repo_path / root)
 
 

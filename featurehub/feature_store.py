@@ -107,9 +107,15 @@ class FeatureStore:
         return self.registry.plan(self.project, self.load_definitions().to_specs())
 
     def apply(self, *, force: bool = False) -> Plan:
-        """Validate the repo, then make the registry match it in one transaction."""
+        """Validate the repo, then make the registry match it in one transaction.
+
+        A deleted view, or one re-keyed with `force`, loses its stored data (hidden offline in
+        the same transaction, cleared online after), so stale rows never come back.
+        """
         plan = self.registry.apply(self.project, self.load_definitions().to_specs(), force=force)
         self._state = None
+        for view in plan.reset_views:
+            self.online_store.delete_view(view)
         return plan
 
     # -- registered definitions ------------------------------------------------------------------

@@ -6,11 +6,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
 import pyarrow as pa
 
 from featurehub.definitions import FeatureView
 from featurehub.offline.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from featurehub.offline.connection import duckdb_connection
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,20 @@ def latest_per_key(table: pa.Table, view: FeatureView) -> pa.Table:
     join breaks it when asked for all of the view's features.
     """
     keys = ", ".join(f'"{key}"' for key in view.join_keys)
-    order = [f"{EVENT_TIMESTAMP} DESC", f"{CREATED_TIMESTAMP} DESC"]
-    order += [f'"{name}" DESC NULLS LAST' for name in view.feature_names]
-    con = duckdb.connect()
+    ties = [f"{CREATED_TIMESTAMP} DESC"]
+    ties += [f'"{name}" DESC NULLS LAST' for name in view.feature_names]
+    con = duckdb_connection()
     try:
         con.register("materialized_rows", table)
+        # A hash aggregate finds each key's newest event time; only rows at that time meet the
+        # (costly) window that breaks ties, usually one per key.
         return con.sql(
-            f"SELECT * FROM materialized_rows QUALIFY row_number() OVER "
-            f"(PARTITION BY {keys} ORDER BY {', '.join(order)}) = 1"
+            f"""WITH newest AS (
+                    SELECT {keys}, max({EVENT_TIMESTAMP}) AS newest_event
+                    FROM materialized_rows GROUP BY ALL)
+                SELECT r.* FROM materialized_rows AS r JOIN newest USING ({keys})
+                WHERE r.{EVENT_TIMESTAMP} = newest.newest_event
+                QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {", ".join(ties)}) = 1"""
         ).to_arrow_table()
     finally:
         con.close()

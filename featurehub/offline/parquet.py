@@ -19,7 +19,6 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -31,6 +30,7 @@ from featurehub.offline.base import (
     WriteResult,
     offline_schema,
 )
+from featurehub.offline.connection import duckdb_connection
 from featurehub.registry.offline_commits import OfflineCommit, OfflineCommitLog
 
 # Unreferenced commit folders younger than this may belong to a write still in flight.
@@ -160,7 +160,7 @@ def _count_rows(folder: Path, files: list[str]) -> int:
 
 
 def _duckdb_type(arrow_type: pa.DataType) -> str:
-    con = duckdb.connect()
+    con = duckdb_connection()
     try:
         con.register("empty_column", pa.table({"x": pa.array([], arrow_type)}))
         return str(con.sql("SELECT * FROM empty_column").types[0])
@@ -193,9 +193,8 @@ def _conform(view: FeatureView, table: pa.Table, start: datetime, end: datetime)
 
 def _write_partitioned(table: pa.Table, folder: Path) -> None:
     """Parquet files partitioned by event date (UTC), written by DuckDB with all cores."""
-    con = duckdb.connect()
+    con = duckdb_connection()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("rows_to_write", table)
         con.execute(
             f"""COPY (SELECT *, strftime({EVENT_TIMESTAMP}, '%Y-%m-%d') AS date FROM rows_to_write)

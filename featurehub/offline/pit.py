@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -371,7 +372,9 @@ def _sorted_rows(
         f"SELECT {', '.join(columns)} FROM {view.relation} AS f JOIN {keys.table} AS k "
         f"ON {_keys_equal('f', 'k', view.join_keys)} WHERE {' AND '.join(filters)}"
     )
-    sorted_columns = [_sorted_numpy(column) for column in table.columns]
+    # numpy releases the GIL while sorting: two threads sort the two arrays at once.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sorted_columns = list(pool.map(_sorted_numpy, table.columns))
     return sorted_columns[0], (sorted_columns[1] if created_cutoff else None)
 
 
@@ -389,11 +392,11 @@ def _time_filter(column: str, op: str, micros: int, sql_type: str) -> str:
     allows (so DuckDB can skip row groups by their statistics), else on epoch microseconds."""
     if sql_type == _TIMESTAMP_TZ:
         try:
-            text = (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            instant = _EPOCH + timedelta(microseconds=micros)
         except OverflowError:
             pass
         else:
-            return f"{column} {op} TIMESTAMPTZ '{text}+00'"
+            return f"{column} {op} TIMESTAMPTZ '{instant.isoformat(' ', 'microseconds')}'"
     return f"epoch_us({column}) {op} {micros}"
 
 
@@ -440,7 +443,7 @@ def _plan(
 
 def _candidate_pairs(settle: np.ndarray, late: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(group, offset) for offset 0..late of each settled group, grouped by group."""
-    counts = np.where(settle, np.minimum(late + 1, 1), 0)
+    counts = np.where(settle, late + 1, 0)
     groups = np.repeat(np.arange(settle.size), counts)
     starts = np.cumsum(counts) - counts
     offsets = np.arange(groups.size) - np.repeat(starts, counts)

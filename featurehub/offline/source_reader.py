@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from featurehub.definitions import CsvSource, DataSource, ParquetSource, SqlSource
 from featurehub.errors import FeaturehubError
+from featurehub.offline.connection import duckdb_connection
 
 
 class SourceError(FeaturehubError):
@@ -68,16 +69,13 @@ def relation_sql(source: DataSource, repo_path: Path) -> str:
 
 def connect(repo_path: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection where relative paths in SQL resolve inside the repo."""
-    con = duckdb.connect()
-    con.execute(f"SET file_search_path = {_quote(str(repo_path))}")
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return duckdb_connection(repo_path)
 
 
 def source_schema(source: DataSource, repo_path: Path) -> pa.Schema:
     """The source's columns and Arrow types, read from metadata only."""
     sql = relation_sql(source, repo_path)
-    con = connect(repo_path)
+    con = duckdb_connection(repo_path)
     try:
         return con.sql(f"SELECT * FROM {sql} AS source LIMIT 0").to_arrow_table().schema
     except duckdb.Error as exc:

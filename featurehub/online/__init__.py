@@ -1,6 +1,7 @@
 """Online stores: the newest feature values per entity key, read by the feature server."""
 
 from featurehub.online.base import (
+    ColumnarRead,
     OnlineRow,
     OnlineStore,
     OnlineStoreError,
@@ -12,6 +13,7 @@ from featurehub.online.sqlite import SQLiteOnlineStore
 
 __all__ = [
     "STORES",
+    "ColumnarRead",
     "OnlineRow",
     "OnlineStore",
     "OnlineStoreError",

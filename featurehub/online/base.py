@@ -1,9 +1,12 @@
 """The online store contract: the newest feature values per entity key, for serving.
 
 Materialization writes rows in the offline store's normalized shape; the feature server reads
-a handful of entity keys per request. Implementations map their backend's errors to
-`OnlineStoreError` (mostly its subclass `OnlineStoreUnavailable`) at the boundary, so callers
-catch one family.
+a handful of entity keys per request. Reads are columnar (`read_columns`, `read_many_columns`):
+per key its timestamps as ints, per feature a list of values, with no object per row; `read`
+and `read_many` return one `OnlineRow` per key and are built on them.
+
+Implementations map their backend's errors to `OnlineStoreError` (mostly its subclass
+`OnlineStoreUnavailable`) at the boundary, so callers catch one family.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+from itertools import repeat
 from types import TracebackType
 from typing import Any
 
@@ -25,7 +29,10 @@ EntityKey = tuple[Any, ...]
 """Join-key values in `view.join_keys` order, e.g. (1001,) or (1001, "fr")."""
 
 ReadRequest = tuple[FeatureView, Sequence[EntityKey], Sequence[str]]
-"""(view, entity keys, feature names): one view's part of a `read_many`."""
+"""(view, entity keys, feature names): one view's part of a `read_many`/`read_many_columns`."""
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
 
 
 class OnlineStoreError(FeaturehubError):
@@ -45,6 +52,39 @@ class OnlineRow:
     created_timestamp: datetime  # UTC, aware
 
 
+@dataclass(frozen=True, slots=True)
+class ColumnarRead:
+    """The stored rows of several keys, column by column, in the order of the keys.
+
+    `event_us[i]`/`created_us[i]` are key i's row timestamps in microseconds since the epoch
+    (UTC), both None when key i has no readable row. `values[feature][i]` is the Python value
+    of that feature for key i: None for a null or for a key without a row (`event_us[i] is None`
+    tells them apart). Features appear in the order requested.
+    """
+
+    event_us: list[int | None]
+    created_us: list[int | None]
+    values: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.event_us)
+
+    def rows(self) -> list[OnlineRow | None]:
+        """One OnlineRow per key (None for a key without a row), as `OnlineStore.read` returns."""
+        names = list(self.values)
+        per_key = zip(*self.values.values()) if names else repeat(())  # noqa: B905
+        return [
+            None
+            if event is None or created is None
+            else OnlineRow(
+                dict(zip(names, values)),  # noqa: B905
+                EPOCH + MICROSECOND * event,
+                EPOCH + MICROSECOND * created,
+            )
+            for event, created, values in zip(self.event_us, self.created_us, per_key)  # noqa: B905
+        ]
+
+
 class OnlineStore(ABC):
     """One project's newest feature rows per (view, entity key).
 
@@ -57,6 +97,9 @@ class OnlineStore(ABC):
     exactly (Float64 bit-exact, Float32 as its float32 value, Timestamp as aware UTC datetime,
     null as None). No TTL is applied here: the caller compares `event_timestamp` with the
     view's TTL at read time.
+
+    An implementation provides `read_columns` (and overrides `read_many_columns` when its
+    backend can serve several views in one round trip); `read` and `read_many` derive from them.
     """
 
     @classmethod
@@ -75,16 +118,27 @@ class OnlineStore(ABC):
         """
 
     @abstractmethod
+    def read_columns(
+        self, view: FeatureView, keys: Sequence[EntityKey], features: Sequence[str]
+    ) -> ColumnarRead:
+        """The stored rows of `keys` restricted to `features`, column by column, in the order of
+        `keys` (duplicates included); an unknown key has None timestamps and values. Keys are not
+        coerced: the caller checks them against `view.entities[i].key_types`. An unknown feature
+        raises DefinitionError (even for no keys). A backend should read all keys at once."""
+
+    def read_many_columns(self, requests: Sequence[ReadRequest]) -> list[ColumnarRead]:
+        """`read_columns` for several views at once; stores override it to use one round trip."""
+        return [self.read_columns(view, keys, features) for view, keys, features in requests]
+
     def read(
         self, view: FeatureView, keys: Sequence[EntityKey], features: Sequence[str]
     ) -> list[OnlineRow | None]:
-        """The stored row of each key restricted to `features`, in the order of `keys`
-        (duplicates included); None for an unknown key. Keys are not coerced: the caller checks
-        them against `view.entities[i].key_types`."""
+        """`read_columns` as one OnlineRow per key (None for an unknown key)."""
+        return self.read_columns(view, keys, features).rows()
 
     def read_many(self, requests: Sequence[ReadRequest]) -> list[list[OnlineRow | None]]:
-        """`read` for several views at once; stores override it to use one round trip."""
-        return [self.read(view, keys, features) for view, keys, features in requests]
+        """`read` for several views at once, in the round trips of `read_many_columns`."""
+        return [read.rows() for read in self.read_many_columns(requests)]
 
     @abstractmethod
     def delete_view(self, view_name: str) -> None:

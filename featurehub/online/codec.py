@@ -6,7 +6,8 @@ string "12" differ and a composite key never reads two ways:
     int -> b"i12"   str -> b"s2:12" (UTF-8 byte length, ":")   bytes -> b"b3:" + raw
     bool -> b"B1"/b"B0"   float -> b"f" + 8 bytes IEEE   datetime -> b"d" + microseconds (UTC)
 
-Row value, little-endian, one `struct`, so a read decodes the fixed part in one C call:
+Row value, little-endian, one `struct`, so a read of many keys decodes the fixed part of all
+rows in one `struct.iter_unpack` (writes pack it column-wise with the same numpy dtype):
 
     event_us q | created_us q | layout I | null bitmap (ceil(n/8) bytes, bit i = feature i)
     | per feature: Int64 q, Int32 i, Float64 d, Float32 f, Bool ?, Timestamp q (us),
@@ -16,8 +17,9 @@ Row value, little-endian, one `struct`, so a read decodes the fixed part in one 
 never misread: reads treat it as absent and any write replaces it.
 
 Why not orjson: for 10 Float64/Int64 features, orjson.loads of a {name: value} object takes
-1.5 us against 2.5 us for unpack + dict here, but JSON turns NaN and inf into null, has no
-bytes, and repeats the names in every value (214 bytes against 102 per row in Redis memory).
+1.5 us against 2.5 us for a struct unpack + dict per row (and far less per row for the columnar
+decode here), but JSON turns NaN and inf into null, has no bytes, and repeats the names in every
+value (214 bytes against 102 per row in Redis memory).
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ import numbers
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
-from operator import itemgetter
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,8 @@ import pyarrow.compute as pc
 from featurehub.definitions import FeatureView
 from featurehub.errors import DefinitionError, did_you_mean
 from featurehub.offline.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP, offline_schema
-from featurehub.online.base import EntityKey, OnlineRow
+from featurehub.online.base import EPOCH, MICROSECOND, ColumnarRead, EntityKey
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_US = timedelta(microseconds=1)
 _HEADER = "<qqI"  # event_us, created_us, layout
 _STRUCT_CODES = {
     "Int64": "q",
@@ -54,9 +53,8 @@ _STRUCT_CODES = {
 }
 _NUMPY_CODES = {"q": "<i8", "i": "<i4", "d": "<f8", "f": "<f4", "?": "u1", "I": "<u4"}
 _VARIABLE = frozenset({"String", "Bytes"})
-_CONVERTED = frozenset({"String", "Bytes", "Timestamp"})
 
-Decoder = Callable[[bytes], OnlineRow | None]
+ColumnDecoder = Callable[[Sequence[bytes | None]], ColumnarRead]
 
 
 # -- entity keys -------------------------------------------------------------------------------
@@ -68,6 +66,18 @@ def encode_key(key: EntityKey) -> bytes:
         value = key[0]
         return b"i%d" % value if type(value) is int else _encode_value(value)
     return b"".join([_encode_value(value) for value in key])
+
+
+def encode_keys(keys: Sequence[EntityKey], prefix: bytes = b"") -> list[bytes]:
+    """`prefix + encode_key(key)` of every key; one %-format per key for single int keys."""
+    try:
+        values = [value for (value,) in keys]
+    except ValueError:  # composite or empty keys
+        return [prefix + encode_key(key) for key in keys]
+    if values and set(map(type, values)) == {int}:
+        template = prefix.replace(b"%", b"%%") + b"i%d"
+        return [template % value for value in values]
+    return [prefix + encode_key(key) for key in keys]
 
 
 def _encode_value(value: Any) -> bytes:
@@ -92,7 +102,7 @@ def _encode_value(value: Any) -> bytes:
         return b"f" + struct.pack(">d", value)
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return b"d%d" % ((aware - EPOCH) // _US)
+        return b"d%d" % ((aware - EPOCH) // MICROSECOND)
     raise TypeError(
         f"entity key value {value!r} of type {kind.__name__} is not supported; "
         "join keys are int, str, bytes, bool, float or datetime"
@@ -210,7 +220,7 @@ class RowLayout:
             + [(f"v{i}", _NUMPY_CODES[c]) for i, c in enumerate(codes)]
         )
         assert self.dtype.itemsize == self.struct.size
-        self._decoders: dict[tuple[str, ...], Decoder] = {}
+        self._decoders: dict[tuple[str, ...], ColumnDecoder] = {}
 
     def pack(self, table: pa.Table) -> list[bytes]:
         """The packed value of every row of a `latest_rows` table, built column-wise."""
@@ -244,16 +254,17 @@ class RowLayout:
         joined = pc.binary_join_element_wise(fixed.cast(pa.binary()), *variable, _binary(b""))
         return joined.to_pylist()
 
-    def decoder(self, features: Sequence[str]) -> Decoder:
-        """A function from a packed value to an OnlineRow of `features` (None when the value
-        was written under another schema). Cached: building one costs more than a read."""
+    def decoder(self, features: Sequence[str]) -> ColumnDecoder:
+        """A function from the stored values of several keys (None for a missing key) to their
+        `ColumnarRead` of `features`; a value written under another schema, or too short to be
+        a row, reads as missing. Cached: building one costs more than a read."""
         key = tuple(features)
         found = self._decoders.get(key)
         if found is None:
             found = self._decoders[key] = self._build_decoder(key)
         return found
 
-    def _build_decoder(self, features: tuple[str, ...]) -> Decoder:
+    def _build_decoder(self, features: tuple[str, ...]) -> ColumnDecoder:
         index = {name: i for i, name in enumerate(self.names)}
         for name in features:
             if name not in index:
@@ -261,72 +272,130 @@ class RowLayout:
                     f"feature view {self.view_name!r} has no feature {name!r}."
                     + did_you_mean(name, self.names)
                 )
-        slots = [index[name] for name in features]
-        unpack = self.struct.unpack_from
-        layout = self.fingerprint
+        size = self.struct.size
+        unpack_from = self.struct.unpack_from
+        fingerprint = self.fingerprint
         no_nulls = bytes(self.null_bytes)
-        plain = not any(self.types[i] in _CONVERTED for i in slots)
-        fixed_size = self.struct.size
-        variable = [i for i, t in enumerate(self.types) if t in _VARIABLE]
-        types = self.types
-        pick = _picker([4 + i for i in slots])
+        variable = [i for i, kind in enumerate(self.types) if kind in _VARIABLE]
+        # per requested feature: (name, index in the view, kind, index among variable or -1)
+        plan = [
+            (
+                name,
+                index[name],
+                self.types[index[name]],
+                variable.index(index[name]) if index[name] in variable else -1,
+            )
+            for name in features
+        ]
+        wants_variable = any(slot >= 0 for *_, slot in plan)
 
-        def decode(buffer: bytes) -> OnlineRow | None:
-            try:
-                fields = unpack(buffer)
-            except struct.error:  # not a packed row (too short): unreadable, as absent
-                return None
-            if fields[2] != layout:
-                return None
-            if plain and fields[3] == no_nulls:
-                values = dict(zip(features, pick(fields)))  # noqa: B905 (strict costs 25%)
-            else:
-                values = _decode_slow(buffer, fields, features, slots, types, variable, fixed_size)
-            return OnlineRow(values, EPOCH + _US * fields[0], EPOCH + _US * fields[1])
+        iter_unpack = self.struct.iter_unpack
+        fixed_only = not variable
+
+        def decode(found: Sequence[bytes | None]) -> ColumnarRead:
+            total = len(found)
+            positions: Sequence[int] = range(total)
+            present: list[bytes] = found  # type: ignore[assignment]
+            records: list[tuple[Any, ...]] | None = None
+            if fixed_only and total:  # usually every key found, each value exactly one row
+                values: list[bytes] = found  # type: ignore[assignment]
+                try:
+                    joined = b"".join(values)
+                except TypeError:  # a None: a key without a row
+                    pass
+                else:  # all rows of exactly one struct: unpacked in one C call
+                    if len(joined) == size * total and min(map(len, values)) == size:
+                        records = list(iter_unpack(joined))
+            if records is None:
+                positions = [
+                    i for i, value in enumerate(found) if value is not None and len(value) >= size
+                ]  # a value too short is not a row: as absent
+                present = [found[i] for i in positions]  # type: ignore[misc]
+                records = [unpack_from(value) for value in present]
+            if not records:
+                return _empty(features, total)
+            fields = list(zip(*records))  # noqa: B905 (one tuple per struct field)
+            if fields[2].count(fingerprint) != len(records):  # another schema's rows: absent
+                kept = [j for j, layout in enumerate(fields[2]) if layout == fingerprint]
+                if not kept:
+                    return _empty(features, total)
+                positions = [positions[j] for j in kept]
+                present = [present[j] for j in kept]
+                fields = list(zip(*[records[j] for j in kept]))  # noqa: B905
+            nulls = fields[3]
+            masks = (
+                []
+                if nulls.count(no_nulls) == len(nulls)
+                else [
+                    (j, int.from_bytes(bits, "little"))
+                    for j, bits in enumerate(nulls)
+                    if bits != no_nulls
+                ]
+            )
+            spans = _spans([fields[4 + i] for i in variable], size) if wants_variable else []
+            columns: dict[str, list[Any]] = {}
+            for name, i, kind, slot in plan:
+                if slot >= 0:
+                    column = _variable(kind, present, spans[slot])
+                elif kind == "Timestamp":
+                    column = [EPOCH + MICROSECOND * us for us in fields[4 + i]]
+                else:  # struct gives Python int, float (Float32 widened exactly) and bool
+                    column = list(fields[4 + i])
+                for j, mask in masks:
+                    if mask >> i & 1:
+                        column[j] = None
+                columns[name] = column
+            return _place(list(fields[0]), list(fields[1]), columns, positions, total)
 
         return decode
 
 
-def _picker(positions: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """A function returning the items at `positions` as a tuple, in one C call."""
-    if len(positions) > 1:
-        return itemgetter(*positions)
-    if positions:
-        position = positions[0]
-        return lambda fields: (fields[position],)
-    return lambda fields: ()
+def _spans(lengths: list[Sequence[int]], size: int) -> list[tuple[list[int], list[int]]]:
+    """Per variable-length feature (in feature order), each row's start and end offsets of its
+    contents, which follow the fixed part in feature order; `lengths` as stored."""
+    starts = [size] * len(lengths[0])
+    spans = []
+    for column in lengths:
+        ends = [start + length for start, length in zip(starts, column)]  # noqa: B905
+        spans.append((starts, ends))
+        starts = ends
+    return spans
 
 
-def _decode_slow(
-    buffer: bytes,
-    fields: tuple[Any, ...],
-    features: tuple[str, ...],
-    slots: list[int],
-    types: list[str],
-    variable: list[int],
-    fixed_size: int,
-) -> dict[str, Any]:
-    """Decode with nulls, strings, bytes or timestamps among the requested features."""
-    nulls = int.from_bytes(fields[3], "little")
-    spans: dict[int, tuple[int, int]] = {}
-    start = fixed_size
-    for i in variable:
-        spans[i] = (start, start + fields[4 + i])
-        start += fields[4 + i]
-    values: dict[str, Any] = {}
-    for name, i in zip(features, slots, strict=True):
-        kind = types[i]
-        if nulls >> i & 1:
-            values[name] = None
-        elif kind == "String":
-            values[name] = buffer[spans[i][0] : spans[i][1]].decode()
-        elif kind == "Bytes":
-            values[name] = bytes(buffer[spans[i][0] : spans[i][1]])
-        elif kind == "Timestamp":
-            values[name] = EPOCH + _US * fields[4 + i]
-        else:
-            values[name] = fields[4 + i]
-    return values
+def _variable(kind: str, present: list[bytes], span: tuple[list[int], list[int]]) -> list[Any]:
+    starts, ends = span
+    if kind == "String":
+        return [value[a:b].decode() for value, a, b in zip(present, starts, ends)]  # noqa: B905
+    return [bytes(value[a:b]) for value, a, b in zip(present, starts, ends)]  # noqa: B905
+
+
+def _place(
+    event: list[Any],
+    created: list[Any],
+    columns: dict[str, list[Any]],
+    positions: Sequence[int],
+    total: int,
+) -> ColumnarRead:
+    """The read of `total` keys from the columns of the rows found at `positions`."""
+    if len(positions) == total:
+        return ColumnarRead(event, created, columns)
+    return ColumnarRead(
+        _scatter(event, positions, total),
+        _scatter(created, positions, total),
+        {name: _scatter(column, positions, total) for name, column in columns.items()},
+    )
+
+
+def _scatter(column: list[Any], positions: Sequence[int], total: int) -> list[Any]:
+    """A list of `total` Nones with `column[j]` at `positions[j]`."""
+    out: list[Any] = [None] * total
+    for position, value in zip(positions, column):  # noqa: B905 (same length)
+        out[position] = value
+    return out
+
+
+def _empty(features: Sequence[str], total: int) -> ColumnarRead:
+    return ColumnarRead([None] * total, [None] * total, {name: [None] * total for name in features})
 
 
 class LayoutCache:

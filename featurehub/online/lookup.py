@@ -7,6 +7,7 @@ with a status per value (present, not_found, expired) and its event timestamp.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ import pandas as pd
 from featurehub import types
 from featurehub.definitions import FeatureView, FeatureViewProjection
 from featurehub.errors import FeaturehubError, did_you_mean
-from featurehub.online.base import OnlineRow, OnlineStore
+from featurehub.online.base import EPOCH, MICROSECOND, ColumnarRead, OnlineStore
 
 PRESENT = "present"
 NOT_FOUND = "not_found"
@@ -30,12 +31,31 @@ class EntityKeyError(FeaturehubError, ValueError):
 
 @dataclass
 class OnlineResponse:
-    """Columnar feature values: `to_dict()` maps names to lists, one item per entity row."""
+    """Columnar feature values: `to_dict()` maps names to lists, one item per entity row.
+
+    `event_us` holds each value's row event timestamp in microseconds since the epoch (None
+    without a row); `event_timestamps` is the same as aware UTC datetimes, built on first use
+    (most callers never read them, and a datetime per row costs as much as the decode)."""
 
     keys: dict[str, list[Any]]
     values: dict[str, list[Any]] = field(default_factory=dict)
     statuses: dict[str, list[str]] = field(default_factory=dict)
-    event_timestamps: dict[str, list[datetime | None]] = field(default_factory=dict)
+    event_us: dict[str, list[int | None]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def event_timestamps(self) -> dict[str, list[datetime | None]]:
+        """Feature -> each value's row event timestamp (aware UTC datetime; None without a
+        row). Features of one view share one list, as they share their `event_us`."""
+        built: dict[int, list[datetime | None]] = {}
+        result: dict[str, list[datetime | None]] = {}
+        for name, micros in self.event_us.items():
+            stamps = built.get(id(micros))
+            if stamps is None:
+                stamps = built[id(micros)] = [
+                    None if us is None else EPOCH + MICROSECOND * us for us in micros
+                ]
+            result[name] = stamps
+        return result
 
     def to_dict(self, include_metadata: bool = False) -> dict[str, list[Any]]:
         """Join keys and features -> values; with metadata also `<feature>__status` and
@@ -63,12 +83,44 @@ def _key_ok(expected: types.ValueType | None, value: Any) -> bool:
     return True
 
 
+_NONE = type(None)
+# The exact types a whole column of keys may have to pass without a per-value check.
+# Keyed by name: hashing a ValueType hashes its Arrow type, which costs more than the check.
+_PLAIN_KEY_TYPES: dict[str, frozenset[type]] = {
+    types.Int64.name: frozenset({int, _NONE}),
+    types.Int32.name: frozenset({int, _NONE}),
+    types.String.name: frozenset({str, _NONE}),
+    types.Bytes.name: frozenset({bytes, _NONE}),
+}
+
+
 def entity_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     """Each row's join-key values for `view`, checked against the entities' key types.
 
     No coercion: "12" is not 12. A key of a view is looked up as given, so a string id
     against an integer key is an error here rather than a silent "not found".
     """
+    columns: list[list[Any]] = []
+    for entity in view.entities:
+        for key in entity.join_keys:
+            try:
+                column = [row[key] for row in rows]
+            except KeyError:
+                return _checked_keys(view, rows)  # raises, naming the first bad row
+            expected = entity.key_types.get(key)
+            plain = _PLAIN_KEY_TYPES.get(expected.name) if expected is not None else None
+            # One set of the column's exact types; bools, subclasses and the like go through
+            # the per-value check, which raises for the first bad row.
+            if plain is not None and not plain.issuperset(map(type, column)):
+                return _checked_keys(view, rows)
+            columns.append(column)
+    if not columns:
+        return [() for _ in rows]
+    return list(zip(*columns))  # noqa: B905 (same length)
+
+
+def _checked_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """`entity_keys` row by row: the first missing or mistyped key raises EntityKeyError."""
     keys = []
     for index, row in enumerate(rows):
         values = []
@@ -94,12 +146,31 @@ def entity_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[tu
     return keys
 
 
-def _status(row: OnlineRow | None, view: FeatureView, now: datetime) -> str:
-    if row is None or row.event_timestamp > now or row.created_timestamp > now:
-        return NOT_FOUND
-    if view.ttl is not None and row.event_timestamp <= now - view.ttl:
-        return EXPIRED
-    return PRESENT
+def statuses(read: ColumnarRead, view: FeatureView, now_us: int) -> list[str]:
+    """Each key's status at `now_us` (microseconds since the epoch): not_found without a row or
+    with a row from the future, expired when its event is `view.ttl` old or older, else present.
+    The same comparisons as the offline join, on integers."""
+    oldest = now_us - view.ttl // MICROSECOND if view.ttl is not None else _NEVER
+    events: list[Any] = read.event_us  # int | None: a None makes max/min raise TypeError
+    created: list[Any] = read.created_us
+    if not events:
+        return []
+    try:  # every key found and fresh, the usual case: three C loops
+        if max(events) <= now_us and max(created) <= now_us and min(events) > oldest:
+            return [PRESENT] * len(events)
+    except TypeError:  # a None among them: a key without a row
+        pass
+    return [
+        NOT_FOUND
+        if event is None or event > now_us or stamp > now_us
+        else EXPIRED
+        if event <= oldest
+        else PRESENT
+        for event, stamp in zip(events, created)  # noqa: B905
+    ]
+
+
+_NEVER = -(2**64)  # older than any int64 event: no TTL
 
 
 def lookup(
@@ -112,13 +183,23 @@ def lookup(
 ) -> OnlineResponse:
     """Read every view's features for every entity row in one batch of store reads."""
     now = now or datetime.now(timezone.utc)
+    now_us = (now - EPOCH) // MICROSECOND
     requests = [(p.view, entity_keys(p.view, entity_rows), list(p.features)) for p in projections]
-    rows_by_view = store.read_many(requests)
+    reads = store.read_many_columns(requests)
     key_names = list(dict.fromkeys(k for p in projections for k in p.view.join_keys))
     response = OnlineResponse(keys={k: [row.get(k) for row in entity_rows] for k in key_names})
-    for (view, _, features), rows in zip(requests, rows_by_view, strict=True):
-        statuses = [_status(row, view, now) for row in rows]
-        stamps = [row.event_timestamp if row is not None else None for row in rows]
+    for (view, _, features), read in zip(requests, reads, strict=True):
+        status = statuses(read, view, now_us)
+        # Values are served only when present: hide those of expired and future rows.
+        hidden = (
+            []
+            if status.count(PRESENT) == len(status)
+            else [
+                i
+                for i, (state, event) in enumerate(zip(status, read.event_us))  # noqa: B905
+                if state is not PRESENT and event is not None
+            ]
+        )
         for feature in features:
             name = f"{view.name}__{feature}" if full_feature_names else feature
             if name in response.values or name in response.keys:
@@ -126,10 +207,12 @@ def lookup(
                     f"feature name {name!r} appears twice in the response; pass "
                     "full_feature_names=True to name features view__feature"
                 )
-            response.values[name] = [
-                row.values.get(feature) if row is not None and status == PRESENT else None
-                for row, status in zip(rows, statuses, strict=True)
-            ]
-            response.statuses[name] = statuses
-            response.event_timestamps[name] = stamps
+            column = read.values[feature]
+            if hidden:
+                column = list(column)
+                for i in hidden:
+                    column[i] = None
+            response.values[name] = column
+            response.statuses[name] = status
+            response.event_us[name] = read.event_us
     return response

@@ -3,7 +3,7 @@
 Key layout: `<key_prefix>:<project>:<view>:<entity key>` (entity key as in `codec`), so several
 projects share one Redis and `delete_view` is a SCAN of one prefix. The value is the packed row
 of `codec` (timestamps header, null bitmap, fixed-width features, then strings). A read of any
-number of keys, of one view or several (`read_many`), is one MGET.
+number of keys, of one view or several (`read_many_columns`), is one MGET, decoded column-wise.
 
 Writes run a Lua script per batch of keys: it reads the stored headers with one MGET and MSETs
 the rows that are not older, so the newest-wins check is atomic against concurrent writers.
@@ -29,14 +29,14 @@ from featurehub.config import OnlineStoreConfig
 from featurehub.definitions import FeatureView
 from featurehub.definitions.names import check_name
 from featurehub.online.base import (
+    ColumnarRead,
     EntityKey,
-    OnlineRow,
     OnlineStore,
     OnlineStoreError,
     OnlineStoreUnavailable,
     ReadRequest,
 )
-from featurehub.online.codec import LayoutCache, encode_key, latest_rows
+from featurehub.online.codec import LayoutCache, encode_keys, latest_rows
 
 BATCH_KEYS = 2000  # keys per script call; at most 3999: Lua's unpack() stops at 8000
 PACK_ROWS = 20_000  # rows packed at a time, so packing overlaps with sending
@@ -170,39 +170,34 @@ class RedisOnlineStore(OnlineStore):
         except rex.RedisError as exc:
             raise self._error(exc) from exc
 
-    def read(
+    def read_columns(
         self, view: FeatureView, keys: Sequence[EntityKey], features: Sequence[str]
-    ) -> list[OnlineRow | None]:
-        if not keys:
-            return []
+    ) -> ColumnarRead:
         decode = self._layouts.get(view).decoder(features)
-        prefix = self.key_prefix(view.name)
-        try:
-            found = self._client.execute_command("MGET", *[prefix + encode_key(k) for k in keys])
-        except rex.RedisError as exc:
-            raise self._error(exc) from exc
-        return [None if value is None else decode(value) for value in found]
+        if not keys:
+            return decode([])
+        return decode(self._mget(encode_keys(keys, self.key_prefix(view.name))))
 
-    def read_many(self, requests: Sequence[ReadRequest]) -> list[list[OnlineRow | None]]:
+    def read_many_columns(self, requests: Sequence[ReadRequest]) -> list[ColumnarRead]:
         """All views' keys in one MGET: a request costs one round trip, not one per view."""
         names: list[bytes] = []
         for view, keys, _ in requests:
-            prefix = self.key_prefix(view.name)
-            names.extend(prefix + encode_key(k) for k in keys)
+            names.extend(encode_keys(keys, self.key_prefix(view.name)))
         decoders = [self._layouts.get(view).decoder(features) for view, _, features in requests]
-        if not names:
-            return [[] for _ in requests]
-        try:
-            found = self._client.execute_command("MGET", *names)
-        except rex.RedisError as exc:
-            raise self._error(exc) from exc
-        results: list[list[OnlineRow | None]] = []
+        found = self._mget(names) if names else []
+        results: list[ColumnarRead] = []
         start = 0
         for (_, keys, _), decode in zip(requests, decoders, strict=True):
-            part = found[start : start + len(keys)]
-            results.append([None if value is None else decode(value) for value in part])
+            results.append(decode(found[start : start + len(keys)]))
             start += len(keys)
         return results
+
+    def _mget(self, names: list[bytes]) -> list[bytes | None]:
+        try:
+            found: list[bytes | None] = self._client.execute_command("MGET", *names)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+        return found
 
     def delete_view(self, view_name: str) -> None:
         pattern = _escape_glob(self.key_prefix(view_name)) + b"*"

@@ -13,6 +13,7 @@ commits, which re-running materialization restores.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,8 +27,13 @@ from featurehub.definitions import FeatureView
 from featurehub.definitions.names import check_name
 from featurehub.errors import ConfigError
 from featurehub.offline.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from featurehub.online.base import EntityKey, OnlineRow, OnlineStore, OnlineStoreUnavailable
-from featurehub.online.codec import LayoutCache, encode_key, latest_rows, timestamps_us
+from featurehub.online.base import (
+    ColumnarRead,
+    EntityKey,
+    OnlineStore,
+    OnlineStoreUnavailable,
+)
+from featurehub.online.codec import LayoutCache, encode_keys, latest_rows, timestamps_us
 
 BUSY_TIMEOUT_SECONDS = 30.0
 MAX_KEYS_PER_QUERY = 500  # SQLite limits bound parameters per statement
@@ -57,6 +63,17 @@ ON CONFLICT (project, view, entity_key) DO UPDATE SET
 WHERE excluded.layout != online_rows.layout
     OR (excluded.event_us, excluded.created_us) >= (online_rows.event_us, online_rows.created_us)
 """
+
+
+@functools.lru_cache(maxsize=64)
+def _select(keys: int) -> str:
+    """The query reading `keys` entity keys of one view (cached: the same text for the same
+    count also lets sqlite3 reuse its prepared statement)."""
+    marks = ",".join("?" * keys)
+    return (
+        "SELECT entity_key, value FROM online_rows WHERE project = ? AND view = ?"
+        f" AND entity_key IN ({marks})"
+    )
 
 
 class SQLiteOnlineStore(OnlineStore):
@@ -120,28 +137,23 @@ class SQLiteOnlineStore(OnlineStore):
                 raise
         return written
 
-    def read(
+    def read_columns(
         self, view: FeatureView, keys: Sequence[EntityKey], features: Sequence[str]
-    ) -> list[OnlineRow | None]:
-        if not keys:
-            return []
+    ) -> ColumnarRead:
         decode = self._layouts.get(view).decoder(features)
-        encoded = [encode_key(key) for key in keys]
+        if not keys:
+            return decode([])
+        encoded = encode_keys(keys)
         unique = list(dict.fromkeys(encoded))
         found: dict[bytes, bytes] = {}
         with self._guard():
             connection = self._connection()
             for start in range(0, len(unique), MAX_KEYS_PER_QUERY):
                 chunk = unique[start : start + MAX_KEYS_PER_QUERY]
-                marks = ",".join("?" * len(chunk))
                 found.update(
-                    connection.execute(
-                        "SELECT entity_key, value FROM online_rows WHERE project = ? AND view = ?"
-                        f" AND entity_key IN ({marks})",
-                        (self.project, view.name, *chunk),
-                    ).fetchall()
+                    connection.execute(_select(len(chunk)), (self.project, view.name, *chunk))
                 )
-        return [decode(found[key]) if key in found else None for key in encoded]
+        return decode([found.get(key) for key in encoded])
 
     def delete_view(self, view_name: str) -> None:
         with self._guard():

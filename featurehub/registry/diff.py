@@ -36,6 +36,9 @@ class Plan:
 
     changes: list[ObjectChange]
     breaking: list[str]
+    # Views whose stored data no longer fits them (deleted, or re-keyed with --force):
+    # apply hides their offline data and clears their online rows.
+    reset_views: list[str] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -101,6 +104,7 @@ def _breaking(kind: str, name: str, old: dict[str, Any], new: dict[str, Any]) ->
 def compute_plan(current: Specs, desired: Specs) -> Plan:
     changes: list[ObjectChange] = []
     breaking: list[str] = []
+    reset: list[str] = []
     for kind in KINDS:
         old_objects, new_objects = current.get(kind, {}), desired.get(kind, {})
         for name in sorted(set(old_objects) | set(new_objects)):
@@ -109,9 +113,14 @@ def compute_plan(current: Specs, desired: Specs) -> Plan:
                 changes.append(ObjectChange(kind, name, "create", spec=new))
             elif new is None:
                 changes.append(ObjectChange(kind, name, "delete"))
+                if kind == "feature_view":
+                    reset.append(name)
             else:
                 fields = diff_specs(old, new)
                 if fields:
                     changes.append(ObjectChange(kind, name, "update", fields, spec=new))
-                    breaking.extend(_breaking(kind, name, old, new))
-    return Plan(changes, breaking)
+                    found = _breaking(kind, name, old, new)
+                    breaking.extend(found)
+                    if found and kind == "feature_view":
+                        reset.append(name)
+    return Plan(changes, breaking, reset)

@@ -23,7 +23,12 @@ from featurehub.registry import migrate
 from featurehub.registry.diff import Plan, compute_plan
 from featurehub.registry.offline_commits import OfflineCommitLog
 from featurehub.registry.runs import RunLog
-from featurehub.registry.tables import projects, registry_history, registry_objects
+from featurehub.registry.tables import (
+    offline_commits,
+    projects,
+    registry_history,
+    registry_objects,
+)
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,15 @@ class SqlRegistry:
                         generation=generation,
                         applied_at=now,
                     )
+                )
+            if plan.reset_views:
+                conn.execute(
+                    offline_commits.update()
+                    .where(
+                        offline_commits.c.project == project,
+                        offline_commits.c.view.in_(plan.reset_views),
+                    )
+                    .values(superseded=True)
                 )
         return plan
 

@@ -20,7 +20,7 @@ from featurehub import Field
 from featurehub import types as t
 from featurehub.errors import DefinitionError
 from featurehub.online import OnlineRow, OnlineStore
-from featurehub.online.base import ReadRequest
+from featurehub.online.base import EPOCH, MICROSECOND, ColumnarRead, ReadRequest
 from tests.online import ALL_TYPES, at, make_rows, make_view
 from tests.online.conftest import StoreFactory
 
@@ -332,3 +332,175 @@ def test_any_writes_read_back_as_the_newest_row_per_key(
             at(event),
             at(created),
         )
+    read = online_store.read_columns(view, [(k,) for k in keys], ["value"])
+    assert read.rows() == found
+    assert read.event_us == [micros(at(oracle[k][0])) if k in oracle else None for k in keys]
+
+
+# -- columnar reads ----------------------------------------------------------------------------
+
+
+def micros(moment: datetime) -> int:
+    return (moment - EPOCH) // MICROSECOND
+
+
+def same_value(got: Any, want: Any) -> bool:
+    if isinstance(want, float):
+        return type(got) is float and same_bits(got, want)
+    return bool(got == want) and type(got) is type(want)
+
+
+def test_read_columns_of_every_type_with_nulls_unknown_keys_and_duplicates(
+    online_store: OnlineStore,
+) -> None:
+    view = make_view(schema=ALL_TYPES)
+    table = make_rows(view, TYPED_ROWS)
+    online_store.write(view, table)
+    stored = {row["driver_id"]: row for row in table.to_pylist()}
+    ids = [1, 99, 2, 3, 1, 4, 5, 98, 2]
+    read = online_store.read_columns(view, [(i,) for i in ids], view.feature_names)
+    assert isinstance(read, ColumnarRead) and len(read) == len(ids)
+    assert list(read.values) == view.feature_names
+    for position, key in enumerate(ids):
+        want = stored.get(key)
+        if want is None:
+            assert read.event_us[position] is None and read.created_us[position] is None
+            assert all(read.values[name][position] is None for name in view.feature_names)
+            continue
+        assert read.event_us[position] == micros(want["event_timestamp"])
+        assert read.created_us[position] == micros(want["created_timestamp"])
+        assert type(read.event_us[position]) is int
+        for name in view.feature_names:
+            got = read.values[name][position]
+            if name == "f_float32" and want[name] is not None:
+                assert got == float32(want[name]) and type(got) is float
+            elif want[name] is None:
+                assert got is None, (name, key, got)
+            else:
+                assert same_value(got, want[name]), (name, key, got, want[name])
+    assert read.values["f_timestamp"][0] == EXTREME_TIME
+    assert read.values["f_timestamp"][0].tzinfo is not None
+    # read() is the same read, one OnlineRow per key (repr: NaN != NaN)
+    rows = online_store.read(view, [(i,) for i in ids], view.feature_names)
+    assert repr(rows) == repr(read.rows())
+
+
+def test_read_columns_restricts_features_keeps_their_order_and_reads_no_keys(
+    online_store: OnlineStore,
+) -> None:
+    view = make_view(schema=ALL_TYPES)
+    online_store.write(view, make_rows(view, TYPED_ROWS))
+    read = online_store.read_columns(view, [(2,), (7,)], ["f_string", "f_int64"])
+    assert read.values == {"f_string": ["héllo, 世界 \x00", None], "f_int64": [2**63 - 1, None]}
+    assert list(read.values) == ["f_string", "f_int64"]
+    only_timestamps = online_store.read_columns(view, [(2,), (7,)], [])
+    assert only_timestamps.values == {} and only_timestamps.event_us[1] is None
+    assert only_timestamps.event_us[0] == micros(at(0))
+    empty = online_store.read_columns(view, [], ["f_int64"])
+    assert (empty.event_us, empty.created_us, empty.values) == ([], [], {"f_int64": []})
+    with pytest.raises(DefinitionError, match="no feature 'f_int46'"):
+        online_store.read_columns(view, [], ["f_int46"])
+
+
+def test_read_columns_of_fixed_width_views_with_and_without_gaps(
+    online_store: OnlineStore,
+) -> None:
+    """Every key found (one struct for all rows) and some missing (row by row) agree."""
+    schema = [Field("a", t.Int64), Field("b", t.Float32), Field("c", t.Bool), Field("d", t.Int32)]
+    view = make_view(schema=schema)
+    rows = [
+        {"driver_id": k, "event": k, "a": k * 3, "b": k / 3, "c": k % 2 == 0, "d": -k}
+        if k % 4
+        else {"driver_id": k, "event": k}  # all nulls
+        for k in range(40)
+    ]
+    online_store.write(view, make_rows(view, rows))
+    features = ["d", "c", "a", "b"]
+
+    def expected(key: int) -> list[Any]:
+        if key >= 40:
+            return [None] * 4
+        if key % 4 == 0:
+            return [None] * 4
+        return [-key, key % 2 == 0, key * 3, float32(key / 3)]
+
+    for ids in (list(range(40)), [5, 41, 5, 0, 39, 40], [*range(39, -1, -1), 100]):
+        read = online_store.read_columns(view, [(k,) for k in ids], features)
+        got = [[read.values[name][i] for name in features] for i in range(len(ids))]
+        assert got == [expected(k) for k in ids]
+        assert [type(v) for v in read.values["c"] if v is not None] == [bool] * sum(
+            1 for k in ids if k < 40 and k % 4
+        )
+        assert read.event_us == [micros(at(k)) if k < 40 else None for k in ids]
+
+
+def test_read_many_columns_equals_one_read_columns_per_view(online_store: OnlineStore) -> None:
+    first = make_view("first")
+    second = make_view("second", schema=[Field("name", t.String)], keys=[("user", t.String)])
+    online_store.write(first, make_rows(first, [{"driver_id": 1, "value": 1}]))
+    online_store.write(second, make_rows(second, [{"user": "ann", "name": "Ann"}]))
+    requests: list[ReadRequest] = [
+        (first, [(1,), (2,), (1,)], ["value", "score"]),
+        (second, [("bob",), ("ann",)], ["name"]),
+        (first, [], ["value"]),
+    ]
+    many = online_store.read_many_columns(requests)
+    assert many == [online_store.read_columns(*r) for r in requests]
+    assert many[0].values == {"value": [1, None, 1], "score": [None, None, None]}
+    assert many[1].values == {"name": [None, "Ann"]}
+    assert online_store.read_many_columns([]) == []
+
+
+def test_read_columns_never_misreads_rows_of_a_changed_schema(online_store: OnlineStore) -> None:
+    old = make_view(schema=[Field("value", t.Int64)])
+    new = make_view(schema=[Field("value", t.Float64)])
+    online_store.write(old, make_rows(old, [{"driver_id": k, "value": k} for k in range(4)]))
+    online_store.write(new, make_rows(new, [{"driver_id": 2, "event": 1, "value": 0.5}]))
+    read = online_store.read_columns(new, [(k,) for k in range(5)], ["value"])
+    assert read.values == {"value": [None, None, 0.5, None, None]}
+    assert read.event_us == [None, None, micros(at(1)), None, None]
+
+
+_TYPED_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "f_int64": st.integers(-(2**63), 2**63 - 1),
+    "f_int32": st.integers(-(2**31), 2**31 - 1),
+    "f_float64": st.floats(),
+    "f_float32": st.floats(width=32),
+    "f_string": st.text(max_size=5),
+    "f_bool": st.booleans(),
+    "f_bytes": st.binary(max_size=5),
+    "f_timestamp": st.datetimes(
+        min_value=datetime(1900, 1, 1),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.just(timezone.utc),
+    ),
+}
+_typed_row = st.fixed_dictionaries(
+    {}, optional={name: st.none() | values for name, values in _TYPED_VALUES.items()}
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(_typed_row, max_size=6),
+    ids=st.lists(st.integers(0, 7), max_size=12),
+    features=st.lists(st.sampled_from(sorted(_TYPED_VALUES)), unique=True),
+)
+def test_read_columns_returns_what_was_written_for_any_values(
+    online_store: OnlineStore, rows: list[dict[str, Any]], ids: list[int], features: list[str]
+) -> None:
+    view = make_view(next(_view_names), schema=ALL_TYPES)
+    written = [{"driver_id": key, "event": key, **row} for key, row in enumerate(rows)]
+    online_store.write(view, make_rows(view, written))
+    read = online_store.read_columns(view, [(k,) for k in ids], features)
+    assert read.event_us == [micros(at(k)) if k < len(rows) else None for k in ids]
+    assert read.created_us == read.event_us
+    for name in features:
+        for key, got in zip(ids, read.values[name], strict=True):
+            want = rows[key].get(name) if key < len(rows) else None
+            if name == "f_float32" and want is not None and math.isnan(want):
+                assert type(got) is float and math.isnan(got)  # float32 NaN payloads may change
+                continue
+            assert same_value(got, want), (name, key, got, want)

@@ -13,6 +13,7 @@ import redis
 
 from featurehub import types as t
 from featurehub.config import OnlineStoreConfig
+from featurehub.definitions import FeatureViewProjection
 from featurehub.errors import ConfigError
 from featurehub.online import (
     OnlineStoreUnavailable,
@@ -23,6 +24,7 @@ from featurehub.online import (
 )
 from featurehub.online import redis as redis_module
 from featurehub.online.codec import EPOCH
+from featurehub.online.lookup import lookup
 from tests.online import at, make_rows, make_view
 from tests.redis_server import RedisServer, free_port
 
@@ -218,5 +220,22 @@ def test_read_many_is_one_mget_for_all_views(own_server: RedisServer) -> None:
     found = store.read_many([(view, [(1,), (2,)], ["value"]) for view in views])
     assert [[row is not None for row in rows] for rows in found] == [[True, False]] * 3
     assert raw.info("commandstats")["cmdstat_mget"]["calls"] == 1
+    store.close()
+    raw.close()
+
+
+def test_read_many_columns_and_lookup_are_one_mget(own_server: RedisServer) -> None:
+    store = store_at(own_server.url)
+    views = [make_view(f"view_{i}") for i in range(3)]
+    for view in views:
+        store.write(view, make_rows(view, [{"driver_id": 1, "value": 1}]))
+    raw = redis.Redis(port=own_server.port)
+    raw.config_resetstat()
+    found = store.read_many_columns([(view, [(1,), (2,)], ["value"]) for view in views])
+    assert [read.values["value"] for read in found] == [[1, None]] * 3
+    projections = [FeatureViewProjection(view, ["value"]) for view in views]
+    response = lookup(store, projections, [{"driver_id": 1}], full_feature_names=True, now=at(1))
+    assert response.values == {f"view_{i}__value": [1] for i in range(3)}
+    assert raw.info("commandstats")["cmdstat_mget"]["calls"] == 2
     store.close()
     raw.close()
