@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import duckdb
@@ -13,11 +14,9 @@ def duckdb_connection(repo_path: Path | None = None) -> duckdb.DuckDBPyConnectio
     paths in SQL resolve inside the repo when one is given."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    try:
+    # In Jupyter without ipywidgets DuckDB refuses to touch the setting (and shows no bar).
+    with contextlib.suppress(duckdb.InvalidInputException):
         con.execute("SET enable_progress_bar = false")
-    except duckdb.InvalidInputException:
-        pass  # in Jupyter without ipywidgets DuckDB refuses to touch the setting; no bar then
-
     if repo_path is not None:
         con.execute("SET file_search_path = ?", [str(repo_path)])
     return con
