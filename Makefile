@@ -39,5 +39,13 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark; each writes its figures to stdout (BENCHMARKS.md records the latest).
+# FEAST=--feast also runs Feast 0.67 on the same data (bench/.venv-feast, see bench/feast_peer.py).
+bench: install
+	$(BIN)/python bench/bench_pit.py $(FEAST)
+	$(BIN)/python bench/bench_online.py $(FEAST)
+	$(BIN)/python bench/bench_materialize.py $(FEAST)
+	$(BIN)/python bench/bench_server.py --baseline
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(REPO)/data

@@ -73,3 +73,32 @@ route_stats = FeatureView(
     tags={"team": "pricing"},
     description="Fares and durations between two zones, every six hours",
 )
+
+driver_daily_activity = FeatureView(
+    name="driver_daily_activity",
+    entities=[driver],
+    source=driver_stats_source,
+    # One row per driver and day, known once the day is over: the event time is the end of
+    # the day, so a training row never sees a day that was not complete at its time.
+    transformation="""
+        SELECT driver_id,
+               date_trunc('day', event_timestamp) + INTERVAL 1 DAY AS event_timestamp,
+               max(created) AS created,
+               max(conv_rate) AS max_conv_rate_1d,
+               CAST(sum(trips_today) AS BIGINT) AS trips_1d,
+               count(*) AS updates_1d
+        FROM source
+        WHERE acc_rate > 0.5
+        GROUP BY driver_id, date_trunc('day', event_timestamp)
+    """,
+    schema=[
+        Field("max_conv_rate_1d", Float64),
+        Field("trips_1d", Int64),
+        Field("updates_1d", Int64),
+    ],
+    ttl=timedelta(days=2),
+    schedule="@daily",
+    owner="marketplace@example.com",
+    tags={"team": "marketplace"},
+    description="Daily driver activity, aggregated from the hourly statistics",
+)

@@ -56,6 +56,11 @@ class FeatureView:
 
     `ttl` bounds how old a value may be and still be served (offline and online alike);
     None means values never expire. `schedule` is when materialization runs.
+
+    `transformation`, optional, is SQL in DuckDB's dialect over the table `source` (derived
+    columns, filters, aggregations per entity and time bucket). It must output the join keys,
+    the source's timestamp columns and the features. Both engines run it (Spark through a
+    sqlglot translation), so it is written once.
     """
 
     name: str
@@ -68,6 +73,7 @@ class FeatureView:
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    transformation: str | None = None
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
@@ -112,6 +118,13 @@ class FeatureView:
             if self.ttl == timedelta(0):
                 object.__setattr__(self, "ttl", None)
         check_schedule(where, self.schedule)
+        if self.transformation is not None and (
+            not isinstance(self.transformation, str) or "source" not in self.transformation
+        ):
+            raise DefinitionError(
+                f"{where}: transformation must be a SQL query that reads the view's source as "
+                "the table `source`, e.g. 'SELECT ..., x * 2 AS y FROM source'"
+            )
 
     def __hash__(self) -> int:
         return hash(("feature_view", self.name))
@@ -156,6 +169,7 @@ class FeatureView:
             "owner": self.owner,
             "tags": dict(sorted(self.tags.items())),
             "description": self.description,
+            "transformation": self.transformation,
         }
 
     @classmethod
@@ -174,6 +188,7 @@ class FeatureView:
             owner=spec.get("owner", ""),
             tags=dict(spec.get("tags", {})),
             description=spec.get("description", ""),
+            transformation=spec.get("transformation"),
         )
 
 

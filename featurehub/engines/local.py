@@ -13,7 +13,7 @@ from featurehub.engines.base import (
     latest_per_key,
 )
 from featurehub.offline.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP, OfflineStore
-from featurehub.offline.source_reader import connect, relation_sql
+from featurehub.offline.source_reader import connect, view_relation_sql
 from featurehub.online.base import OnlineStore
 
 
@@ -39,7 +39,7 @@ def source_query(view: FeatureView, repo_path: Path, start: datetime, end: datet
     columns += [f'"{name}"' for name in view.feature_names]
     keys_present = " AND ".join(f'"{key}" IS NOT NULL' for key in view.join_keys)
     return (
-        f"SELECT {', '.join(columns)} FROM {relation_sql(source, repo_path)} AS source "
+        f"SELECT {', '.join(columns)} FROM {view_relation_sql(view, repo_path)} AS source "
         f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)} AND {keys_present}"
     )
 

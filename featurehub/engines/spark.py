@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -116,10 +117,22 @@ def _literal(moment: datetime) -> str:
     return f"TIMESTAMP '{moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
 
 
+def read_view_rows(spark: SparkSession, view: FeatureView, repo_path: Path) -> DataFrame:
+    """The rows a view is computed from: its source, through its transformation if any (the
+    DuckDB SQL translated by sqlglot, the source registered as a temporary view)."""
+    frame = read_source(spark, view, repo_path)
+    if view.transformation is None:
+        return frame
+    temporary = f"featurehub_source_{uuid.uuid4().hex[:12]}"
+    frame.createOrReplaceTempView(temporary)
+    return spark.sql(duckdb_to_spark(view.transformation, repo_path, {"source": temporary}))
+
+
 def read_source(spark: SparkSession, view: FeatureView, repo_path: Path) -> DataFrame:
     source = view.source
     if isinstance(source, ParquetSource):
-        path = resolve_path(source.path, repo_path)
+        # Spark reads a directory whole (hive partitions included) but knows no `**` glob.
+        path = resolve_path(source.path, repo_path).removesuffix("/**/*.parquet")
         return spark.read.option("mergeSchema", "true").parquet(path)
     if isinstance(source, CsvSource):
         path = resolve_path(source.path, repo_path)
@@ -207,7 +220,7 @@ class SparkEngine(Engine):
 
         spark = spark_session(self.config)
         rows = normalize(
-            read_source(spark, task.view, self.repo_path), task.view, task.start, task.end
+            read_view_rows(spark, task.view, self.repo_path), task.view, task.start, task.end
         )
         staging = self.offline.stage(task.view)
         try:

@@ -31,11 +31,16 @@ def _spark_table(fmt: str, path: str, repo_path: Path, alias: exp.Expression | N
     return table
 
 
-def duckdb_to_spark(query: str, repo_path: Path) -> str:
-    """The query in Spark SQL, with file references rewritten to Spark's path syntax."""
+def duckdb_to_spark(query: str, repo_path: Path, tables: dict[str, str] | None = None) -> str:
+    """The query in Spark SQL, with file references rewritten to Spark's path syntax and
+    tables renamed as `tables` says (a transformation's `source` -> a temporary view)."""
     tree = sqlglot.parse_one(query, read="duckdb")
+    renames = tables or {}
     for table in list(tree.find_all(exp.Table)):
         name = table.name
+        if name in renames and not table.db:
+            table.set("this", exp.Identifier(this=renames[name], quoted=True))
+            continue
         fmt = _file_format(name)
         if fmt and not table.db:
             table.replace(_spark_table(fmt, name, repo_path, table.args.get("alias")))

@@ -56,6 +56,7 @@ _CREATED = f"{_RESERVED}_c"
 _TIMESTAMP_TZ = "TIMESTAMP WITH TIME ZONE"
 _US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_BATCH = 1 << 40  # rows per Arrow batch fetched from DuckDB: in practice, all of them
 
 
 @dataclass(frozen=True)
@@ -205,8 +206,12 @@ class _Registry:
             self.con.unregister(raw)
 
     def arrow(self, sql: str) -> pa.Table:
-        """Run `sql` and fetch the result as Arrow (to_arrow_table avoids a copy in DuckDB 2)."""
-        return self.con.sql(sql).to_arrow_table()
+        """Run `sql` and fetch the result as Arrow (to_arrow_table avoids a copy in DuckDB 2).
+
+        One batch for the whole result: its columns then convert to numpy without a copy, where
+        77 batches of the default size took 0.9 s to concatenate for a 10M-row column.
+        """
+        return self.con.sql(sql).to_arrow_table(_ONE_BATCH)
 
 
 def _quote(name: str) -> str:
@@ -268,10 +273,11 @@ def _index_keys(
     distinct = distinct.append_column(_ID, _positions(distinct.num_rows))
     table = registry.add("keys", distinct)
     labels = registry.arrow(
-        f"SELECT k.{_ID} FROM {entity_keys} AS e LEFT JOIN {table} AS k "
-        f"ON {_keys_equal('e', 'k', join_keys)} ORDER BY e.{_ROW}"
+        f"SELECT e.{_ROW}, k.{_ID} FROM {entity_keys} AS e JOIN {table} AS k "
+        f"ON {_keys_equal('e', 'k', join_keys)}"
     )
-    ids = labels.column(0).fill_null(-1).to_numpy()
+    ids = np.full(times.size, -1, dtype=np.int64)
+    ids[labels.column(0).to_numpy()] = labels.column(1).to_numpy()
     return _KeyIndex(join_keys, distinct, table, _group_queries(ids, times))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from featurehub.definitions import CsvSource, DataSource, ParquetSource, SqlSource
+from featurehub.definitions import CsvSource, DataSource, FeatureView, ParquetSource, SqlSource
 from featurehub.errors import FeaturehubError
 from featurehub.offline.connection import duckdb_connection
 
@@ -80,5 +80,34 @@ def source_schema(source: DataSource, repo_path: Path) -> pa.Schema:
         return con.sql(f"SELECT * FROM {sql} AS source LIMIT 0").to_arrow_table().schema
     except duckdb.Error as exc:
         raise SourceError(f"source {source.name!r} cannot be read: {exc}") from None
+    finally:
+        con.close()
+
+
+TRANSFORMED_SOURCE = "source"
+
+
+def view_relation_sql(view: FeatureView, repo_path: Path) -> str:
+    """The rows a view is computed from: its source, through its transformation if any."""
+    relation = relation_sql(view.source, repo_path)
+    if view.transformation is None:
+        return relation
+    return (
+        f"(WITH {TRANSFORMED_SOURCE} AS (SELECT * FROM {relation} AS raw) "
+        f"SELECT * FROM ({view.transformation}) AS transformed)"
+    )
+
+
+def view_schema(view: FeatureView, repo_path: Path) -> pa.Schema:
+    """Columns of the rows a view is computed from (its transformation's output)."""
+    con = duckdb_connection(repo_path)
+    try:
+        sql = view_relation_sql(view, repo_path)
+        return con.sql(f"SELECT * FROM {sql} AS rows LIMIT 0").to_arrow_table().schema
+    except duckdb.Error as exc:
+        raise SourceError(
+            f"feature view {view.name!r}: its transformation cannot run on source "
+            f"{view.source.name!r}: {exc}"
+        ) from None
     finally:
         con.close()

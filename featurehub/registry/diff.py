@@ -64,9 +64,11 @@ def diff_specs(old: Any, new: Any, path: str = "") -> list[FieldChange]:
         for key in list(old) + [k for k in new if k not in old]:
             sub = f"{path}.{key}" if path else str(key)
             if key not in new:
-                changes.append(FieldChange(sub, old[key], None))
+                if old[key] is not None:  # a field added to specs later reads as None
+                    changes.append(FieldChange(sub, old[key], None))
             elif key not in old:
-                changes.append(FieldChange(sub, None, new[key]))
+                if new[key] is not None:
+                    changes.append(FieldChange(sub, None, new[key]))
             else:
                 changes.extend(diff_specs(old[key], new[key], sub))
         return changes

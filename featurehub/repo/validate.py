@@ -14,7 +14,7 @@ from featurehub import types
 from featurehub.definitions import FeatureView
 from featurehub.definitions.catalog import Catalog
 from featurehub.errors import ValidationError
-from featurehub.offline.source_reader import SourceError, source_schema
+from featurehub.offline.source_reader import SourceError, source_schema, view_schema
 
 
 def _key_type(arrow_type: pa.DataType) -> types.ValueType | None:
@@ -28,6 +28,7 @@ def _check_view(
 ) -> list[str]:
     where = f"feature view {view.name!r}"
     source = view.source
+    origin = "its transformation's output" if view.transformation else f"source {source.name!r}"
     problems = []
     columns = {f.name: f.type for f in schema}
     listing = ", ".join(columns)
@@ -50,7 +51,7 @@ def _check_view(
             if key not in columns:
                 problems.append(
                     f"{where}: join key {key!r} of entity {entity.name!r} is not a column of "
-                    f"source {source.name!r} (columns: {listing}); add it to the source or "
+                    f"{origin} (columns: {listing}); add it to the source or "
                     "use an entity whose join_keys match"
                 )
                 continue
@@ -71,7 +72,7 @@ def _check_view(
     for field in view.schema:
         if field.name not in columns:
             problems.append(
-                f"{where}: feature {field.name!r} is not a column of source {source.name!r} "
+                f"{where}: feature {field.name!r} is not a column of {origin} "
                 f"(columns: {listing}); remove it from schema or add it to the source"
             )
         elif not field.dtype.accepts(columns[field.name]):
@@ -102,8 +103,16 @@ def validate_repo(catalog: Catalog, repo_path: Path) -> Catalog:
                 f"feature view {view.name!r}: entities is empty; every view needs at least "
                 "one Entity to key its rows by"
             )
-        if view.source.name in schemas:
-            problems.extend(_check_view(view, schemas[view.source.name], key_types))
+        if view.source.name not in schemas:
+            continue
+        schema = schemas[view.source.name]
+        if view.transformation is not None:
+            try:
+                schema = view_schema(view, repo_path)
+            except SourceError as exc:
+                problems.append(str(exc))
+                continue
+        problems.extend(_check_view(view, schema, key_types))
     for key, found in sorted(key_types.items()):
         if len(found) > 1:
             detail = ", ".join(f"{t.name} in view {v!r}" for t, v in found.items())

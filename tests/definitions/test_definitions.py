@@ -139,3 +139,11 @@ def test_resolve_feature_references() -> None:
 def test_unknown_references_suggest_the_closest_name(ref: str, message: str) -> None:
     with pytest.raises((NotFoundError, DefinitionError), match=message):
         catalog().resolve([ref])
+
+
+def test_transformation_must_read_source() -> None:
+    with pytest.raises(DefinitionError, match="reads the view's source as the table `source`"):
+        view(transformation="SELECT 1")
+    transformed = view(transformation="SELECT * FROM source WHERE trips > 0")
+    spec = transformed.to_spec()
+    assert spec["transformation"] == "SELECT * FROM source WHERE trips > 0"

@@ -56,7 +56,7 @@ def local_store(example: Path) -> Iterator[FeatureStore]:
     store.close()
 
 
-VIEWS = ["driver_stats", "customer_profile", "route_stats"]
+VIEWS = ["driver_stats", "customer_profile", "route_stats", "driver_daily_activity"]
 
 
 def test_spark_local_mode_writes_what_the_local_engine_writes(

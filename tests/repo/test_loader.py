@@ -12,7 +12,12 @@ EXAMPLE = Path(__file__).parents[2] / "feature_repo"
 def test_example_repo_loads_across_files() -> None:
     catalog = load_repo(EXAMPLE)
     assert set(catalog.entities) == {"driver", "customer", "route"}
-    assert set(catalog.feature_views) == {"driver_stats", "customer_profile", "route_stats"}
+    assert set(catalog.feature_views) == {
+        "driver_stats",
+        "customer_profile",
+        "route_stats",
+        "driver_daily_activity",
+    }
     assert set(catalog.feature_services) == {"trip_completion_v1"}
     assert catalog.feature_view("route_stats").join_keys == ["pickup_zone", "dropoff_zone"]
 

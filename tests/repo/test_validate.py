@@ -127,3 +127,30 @@ def test_broken_sql_source(tmp_path: Path) -> None:
     ).replace("ParquetSource", "ParquetSource, SqlSource")
     found = problems_of(tmp_path, defs)
     assert "source 'q' cannot be read" in found and "no_such_table" in found
+
+
+TRANSFORMED = DRIVER_DEFS.replace(
+    'schema=[Field("conv_rate", Float64), Field("trips_today", Int64)],',
+    '''transformation="""SELECT driver_id, event_timestamp, created,
+        conv_rate * 100 AS conv_pct FROM source WHERE trips_today > 2""",
+    schema=[Field("conv_pct", Float64)],''',
+)
+
+
+def test_transformation_output_is_validated(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, files={"defs.py": TRANSFORMED})
+    catalog = validate_repo(load_repo(repo), repo)
+    assert catalog.feature_view("driver_stats").transformation is not None
+
+
+def test_transformation_missing_feature(tmp_path: Path) -> None:
+    defs = TRANSFORMED.replace('Field("conv_pct", Float64)', 'Field("conv_pct2", Float64)')
+    found = problems_of(tmp_path, defs)
+    assert "feature 'conv_pct2' is not a column of its transformation's output" in found
+    assert "conv_pct" in found
+
+
+def test_broken_transformation_names_the_view(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, TRANSFORMED.replace("trips_today > 2", "no_column > 2"))
+    assert "feature view 'driver_stats': its transformation cannot run" in found
+    assert "no_column" in found
