@@ -6,7 +6,7 @@ event_timestamp e <= t (and e > t - ttl), among rows already written at t (creat
 <= t) unless `created_cutoff=False`. docs/point-in-time.md states every rule with an example.
 
 Why not one SQL statement: a range join "keys equal and e <= t" followed by ROW_NUMBER makes
-every entity row meet every older row of its key (100x the data at 100 rows per key: 40 s for
+every entity row meet every older row of its key (100x the data at 100 rows per key: 46 s for
 10M rows here), and DuckDB's ASOF JOIN cannot take the created-timestamp rule or a TTL and
 still sorts the full rows. So, per view, in three steps:
 
