@@ -40,14 +40,9 @@ from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import validate_repo
+from featurehub.types import as_utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 class FeatureStore:
@@ -163,7 +158,7 @@ class FeatureStore:
 
         Naive datetimes are UTC. Re-running an interval replaces what it stored before.
         """
-        start, end = _as_utc(start), _as_utc(end)
+        start, end = as_utc(start), as_utc(end)
         if end <= start:
             raise FeaturehubError(f"materialize: END {end} must be after START {start}")
         tasks = [MaterializationTask(view, start, end) for view in self._views(views)]
@@ -179,7 +174,7 @@ class FeatureStore:
     ) -> list[MaterializationResult]:
         """Materialize each view from its watermark (the end of its last successful run) to
         `end`. A view that never ran starts from the beginning of its source's time."""
-        end = _as_utc(end)
+        end = as_utc(end)
         runs = self.registry.runs(self.project)
         tasks = []
         for view in self._views(views):

@@ -8,6 +8,7 @@ against the source schema so a wrong type is found before any data is computed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import pyarrow as pa
 
@@ -73,3 +74,11 @@ def from_arrow(arrow_type: pa.DataType) -> ValueType | None:
         if candidate.accepts(arrow_type) and not pa.types.is_null(arrow_type):
             return candidate
     return None
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime. Naive ones are UTC (featurehub's rule, and what SQLite returns
+    for what featurehub stored)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)

@@ -32,6 +32,7 @@ from featurehub.offline.base import (
 )
 from featurehub.offline.connection import duckdb_connection
 from featurehub.registry.offline_commits import OfflineCommit, OfflineCommitLog
+from featurehub.types import as_utc
 
 # Unreferenced commit folders younger than this may belong to a write still in flight.
 ORPHAN_GRACE_SECONDS = 3600.0
@@ -47,14 +48,6 @@ def _quote(text: str) -> str:
 
 def _literal(moment: datetime) -> str:
     return f"TIMESTAMPTZ {_quote(moment.astimezone(timezone.utc).isoformat())}"
-
-
-def _utc(moment: datetime) -> datetime:
-    return (
-        moment.replace(tzinfo=timezone.utc)
-        if moment.tzinfo is None
-        else moment.astimezone(timezone.utc)
-    )
 
 
 class ParquetOfflineStore(OfflineStore):
@@ -148,7 +141,7 @@ class ParquetOfflineStore(OfflineStore):
 
 
 def _check_interval(view: FeatureView, start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     if end <= start:
         raise OfflineWriteError(f"view {view.name!r}: interval end {end} is not after {start}")
     return start, end

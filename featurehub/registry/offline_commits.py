@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from featurehub.registry.tables import offline_commits
+from featurehub.types import as_utc
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,6 @@ class OfflineCommit:
     row_count: int
     committed_at: datetime
     sequence: int = 0
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class OfflineCommitLog:
@@ -87,12 +84,12 @@ class OfflineCommitLog:
             OfflineCommit(
                 commit_id=row["commit_id"],
                 view=row["view"],
-                interval_start=_utc(row["interval_start"]),
-                interval_end=_utc(row["interval_end"]),
+                interval_start=as_utc(row["interval_start"]),
+                interval_end=as_utc(row["interval_end"]),
                 path=row["path"],
                 files=json.loads(row["files"]),
                 row_count=row["row_count"],
-                committed_at=_utc(row["committed_at"]),
+                committed_at=as_utc(row["committed_at"]),
                 sequence=row["id"],
             )
             for row in rows

@@ -12,12 +12,11 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from featurehub.registry.tables import materialization_runs as runs
+from featurehub.types import as_utc
 
 
 def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return None if moment is None else as_utc(moment)
 
 
 @dataclass(frozen=True)

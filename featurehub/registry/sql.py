@@ -29,6 +29,7 @@ from featurehub.registry.tables import (
     registry_history,
     registry_objects,
 )
+from featurehub.types import as_utc
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,6 @@ def _create_engine(url: str) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes; everything featurehub stores is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _now() -> datetime:
@@ -164,7 +160,7 @@ class SqlRegistry:
                 action=row["action"],
                 changes=json.loads(row["changes"]),
                 generation=row["generation"],
-                applied_at=_utc(row["applied_at"]),
+                applied_at=as_utc(row["applied_at"]),
             )
             for row in rows
         ]
