@@ -9,6 +9,10 @@ featurehub benchmark uses and prints one JSON object to stdout (Feast's logging 
                                                write_to_online_store + get_online_features
                                                latency (1 and 100 entities) on Redis
     materialize --data DIR --redis URL         materialize() of the driver view into Redis
+    serve --repo DIR --data DIR --redis URL --port N
+                                               materialize the example repo's driver_stats and
+                                               customer_profile into Redis, then become
+                                               `feast serve` (1 worker, recycling off)
 
 Create the venv with:
     python -m venv bench/.venv-feast
@@ -327,6 +331,91 @@ def materialize(args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "cpu": cpu, "online_keys": keys, "feast": feast.__version__}
 
 
+# --- serve -------------------------------------------------------------------------------
+
+# The example repo's views as featurehub's feature_repo/features.py defines them: names,
+# feature types and TTLs, over the same Parquet files (bench_server.py makes them).
+EXAMPLE_VIEWS = (
+    (
+        "driver_stats",
+        "driver_hourly_stats.parquet",
+        "driver_id",
+        timedelta(days=2),
+        (
+            ("conv_rate", "Float64"),
+            ("acc_rate", "Float64"),
+            ("avg_daily_trips", "Int64"),
+            ("rating", "Float32"),
+            ("trips_today", "Int64"),
+        ),
+    ),
+    (
+        "customer_profile",
+        "customer_profile.parquet",
+        "customer_id",
+        timedelta(days=30),
+        (
+            ("current_balance", "Float64"),
+            ("lifetime_trips", "Int64"),
+            ("avg_passenger_count", "Float64"),
+            ("is_premium", "Bool"),
+            ("home_zone", "String"),
+        ),
+    ),
+)
+
+
+def example_views(data: Path) -> list:
+    """Feast entities and views equivalent to featurehub's example driver_stats and
+    customer_profile views, reading the same Parquet files."""
+    import feast.types
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.data_format import ParquetFormat
+
+    objects: list = []
+    for name, file, key, ttl, schema in EXAMPLE_VIEWS:
+        entity = Entity(name=key.removesuffix("_id"), join_keys=[key], value_type=ValueType.INT64)
+        source = FileSource(
+            name=f"{name}_source",
+            path=str(data / file),
+            file_format=ParquetFormat(),
+            timestamp_field="event_timestamp",
+            created_timestamp_column="created",
+        )
+        fields = [Field(name=f, dtype=getattr(feast.types, t)) for f, t in schema]
+        view = FeatureView(
+            name=name, entities=[entity], ttl=ttl, schema=fields, source=source, online=True
+        )
+        objects += [entity, view]
+    return objects
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Materialize the example views into `args.redis`, then exec `feast serve` in the repo:
+    one worker, gunicorn's worker recycling off (--max-requests 0; its default restarts the
+    worker every ~1,000 requests), no access log. The caller's process id stays the server's
+    (gunicorn's master; its worker is a child)."""
+    quiet()
+    repo = args.repo.resolve()
+    repo.mkdir(parents=True, exist_ok=True)
+    write_repo(repo, {"type": "redis", "connection_string": redis_connection_string(args.redis)})
+    store = open_store(repo)
+    store.apply(example_views(args.data.resolve()))
+    start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
+    with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress to stdout
+        store.materialize(start, end)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    feast = Path(sys.executable).parent / "feast"
+    os.chdir(repo)
+    command = [
+        str(feast), "serve", "--host", "127.0.0.1", "--port", str(args.port),
+        "--workers", "1", "--max-requests", "0", "--max-requests-jitter", "0",
+        "--no-access-log",
+    ]  # fmt: skip
+    os.execv(command[0], command)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,7 +435,16 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--data", type=Path, required=True, help="bench_pit data directory")
     m.add_argument("--redis", required=True, help="redis://host:port[/db]")
     m.add_argument("--flush", action="store_true", help="FLUSHDB the Redis database first")
+    s = sub.add_parser("serve", help="materialize the example views, then run feast serve")
+    s.add_argument("--repo", type=Path, required=True, help="an empty folder for the Feast repo")
+    s.add_argument("--data", type=Path, required=True, help="the example repo's data folder")
+    s.add_argument("--redis", required=True, help="redis://host:port[/db], Feast's own db")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--start", required=True, help="materialize from (ISO 8601, UTC)")
+    s.add_argument("--end", required=True, help="materialize up to (ISO 8601, UTC)")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args)  # does not return: the process becomes feast serve
     if args.command == "pit-child":
         pit_child(args.repo, args.data, args.views)
         return
