@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+
+import pyarrow as pa
 
 from featurehub.definitions import FeatureView
 from featurehub.engines.base import (
@@ -61,10 +64,25 @@ class LocalEngine(Engine):
             ).to_arrow_table()
         finally:
             con.close()
-        written = self.offline.write(task.view, table, task.start, task.end)
-        online_rows = 0
-        if self.online is not None and task.view.online and table.num_rows:
-            online_rows = self.online.write(task.view, latest_per_key(table, task.view))
-        return MaterializationResult(
-            task.view.name, task.start, task.end, table.num_rows, written.rows, online_rows
-        )
+        online = self.online if task.view.online and table.num_rows else None
+        # The online write runs beside the offline one: they share no state, and one waits on
+        # Redis while the other encodes Parquet or waits on the disk. A run that fails in
+        # either store is recorded as failed and re-run whole; both writes are idempotent.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-write") as pool:
+            online_rows = pool.submit(_write_online, online, task.view, table)
+            written = self.offline.write(task.view, table, task.start, task.end)
+            return MaterializationResult(
+                task.view.name,
+                task.start,
+                task.end,
+                table.num_rows,
+                written.rows,
+                online_rows.result(),
+            )
+
+
+def _write_online(online: OnlineStore | None, view: FeatureView, table: pa.Table) -> int:
+    """The newest row per entity into the online store; 0 when there is none to write to."""
+    if online is None:
+        return 0
+    return online.write(view, latest_per_key(table, view))
