@@ -146,28 +146,33 @@ def _checked_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[
     return keys
 
 
-def statuses(read: ColumnarRead, view: FeatureView, now_us: int) -> list[str]:
+def statuses(read: ColumnarRead, view: FeatureView, now_us: int) -> tuple[list[str], list[int]]:
     """Each key's status at `now_us` (microseconds since the epoch): not_found without a row or
     with a row from the future, expired when its event is `view.ttl` old or older, else present.
-    The same comparisons as the offline join, on integers."""
+    The same comparisons as the offline join, on integers. Also the positions of the keys whose
+    row exists but is not served (expired or from the future): their values are hidden."""
     oldest = now_us - view.ttl // MICROSECOND if view.ttl is not None else _NEVER
     events: list[Any] = read.event_us  # int | None: a None makes max/min raise TypeError
     created: list[Any] = read.created_us
     if not events:
-        return []
+        return [], []
     try:  # every key found and fresh, the usual case: three C loops
         if max(events) <= now_us and max(created) <= now_us and min(events) > oldest:
-            return [PRESENT] * len(events)
+            return [PRESENT] * len(events), []
     except TypeError:  # a None among them: a key without a row
         pass
-    return [
-        NOT_FOUND
-        if event is None or event > now_us or stamp > now_us
-        else EXPIRED
-        if event <= oldest
-        else PRESENT
-        for event, stamp in zip(events, created)  # noqa: B905
-    ]
+    status = [PRESENT] * len(events)
+    hidden: list[int] = []
+    for i, (event, stamp) in enumerate(zip(events, created)):  # noqa: B905
+        if event is None:
+            status[i] = NOT_FOUND
+        elif event > now_us or stamp > now_us:
+            status[i] = NOT_FOUND
+            hidden.append(i)
+        elif event <= oldest:
+            status[i] = EXPIRED
+            hidden.append(i)
+    return status, hidden
 
 
 _NEVER = -(2**64)  # older than any int64 event: no TTL
@@ -188,31 +193,37 @@ def lookup(
     reads = store.read_many_columns(requests)
     key_names = list(dict.fromkeys(k for p in projections for k in p.view.join_keys))
     response = OnlineResponse(keys={k: [row.get(k) for row in entity_rows] for k in key_names})
+    values, states, stamps = response.values, response.statuses, response.event_us
     for (view, _, features), read in zip(requests, reads, strict=True):
-        status = statuses(read, view, now_us)
-        # Values are served only when present: hide those of expired and future rows.
-        hidden = (
-            []
-            if status.count(PRESENT) == len(status)
-            else [
-                i
-                for i, (state, event) in enumerate(zip(status, read.event_us))  # noqa: B905
-                if state is not PRESENT and event is not None
-            ]
-        )
-        for feature in features:
-            name = f"{view.name}__{feature}" if full_feature_names else feature
-            if name in response.values or name in response.keys:
-                raise EntityKeyError(
-                    f"feature name {name!r} appears twice in the response; pass "
-                    "full_feature_names=True to name features view__feature"
-                )
-            column = read.values[feature]
-            if hidden:
-                column = list(column)
-                for i in hidden:
-                    column[i] = None
-            response.values[name] = column
-            response.statuses[name] = status
-            response.event_us[name] = read.event_us
+        status, hidden = statuses(read, view, now_us)
+        names = [f"{view.name}__{f}" for f in features] if full_feature_names else features
+        columns = [read.values[feature] for feature in features]
+        if hidden:  # values are served only when present: hide expired and future rows
+            columns = [_hide(column, hidden) for column in columns]
+        served = len(values)
+        values.update(zip(names, columns))  # noqa: B905 (same length)
+        if len(values) != served + len(names) or not response.keys.keys().isdisjoint(names):
+            raise EntityKeyError(
+                f"feature name {_repeated(names, served, response)!r} appears twice in the "
+                "response; pass full_feature_names=True to name features view__feature"
+            )
+        states.update(dict.fromkeys(names, status))
+        stamps.update(dict.fromkeys(names, read.event_us))
     return response
+
+
+def _hide(column: list[Any], positions: list[int]) -> list[Any]:
+    hidden = list(column)
+    for i in positions:
+        hidden[i] = None
+    return hidden
+
+
+def _repeated(names: list[str], served: int, response: OnlineResponse) -> str:
+    """The first of `names` that is a join key, a feature served before, or repeated."""
+    seen = set(response.keys) | set(list(response.values)[:served])
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return names[0]

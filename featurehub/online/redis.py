@@ -3,7 +3,9 @@
 Key layout: `<key_prefix>:<project>:<view>:<entity key>` (entity key as in `codec`), so several
 projects share one Redis and `delete_view` is a SCAN of one prefix. The value is the packed row
 of `codec` (timestamps header, null bitmap, fixed-width features, then strings). A read of any
-number of keys, of one view or several (`read_many_columns`), is one MGET, decoded column-wise.
+number of keys, of one view or several (`read_many_columns`), is one MGET, decoded column-wise,
+sent on connections of its own past redis-py's client layer (`redis_reads`): a one-key read is
+then little more than the round trip.
 
 Writes run a Lua script per batch of keys: it reads the stored headers with one MGET and MSETs
 the rows that are not older, so the newest-wins check is atomic against concurrent writers.
@@ -37,6 +39,7 @@ from featurehub.online.base import (
     ReadRequest,
 )
 from featurehub.online.codec import LayoutCache, encode_keys, latest_rows
+from featurehub.online.redis_reads import MgetPool
 
 BATCH_KEYS = 2000  # keys per script call; at most 3999: Lua's unpack() stops at 8000
 PACK_ROWS = 20_000  # rows packed at a time, so packing overlaps with sending
@@ -128,6 +131,8 @@ class RedisOnlineStore(OnlineStore):
             options["password"] = config.password
         self._client = redis.Redis.from_url(config.connection_url, **options)
         self._script = self._client.register_script(WRITE_SCRIPT)
+        pool = self._client.connection_pool
+        self._reads = MgetPool(lambda: pool.connection_class(**pool.connection_kwargs))
         self._namespace = f"{config.key_prefix}:{project}:"
         self._prefixes: dict[str, bytes] = {}
         self._layouts = LayoutCache()
@@ -194,10 +199,9 @@ class RedisOnlineStore(OnlineStore):
 
     def _mget(self, names: list[bytes]) -> list[bytes | None]:
         try:
-            found: list[bytes | None] = self._client.execute_command("MGET", *names)
+            return self._reads.mget(names)
         except rex.RedisError as exc:
             raise self._error(exc) from exc
-        return found
 
     def delete_view(self, view_name: str) -> None:
         pattern = _escape_glob(self.key_prefix(view_name)) + b"*"
@@ -220,6 +224,7 @@ class RedisOnlineStore(OnlineStore):
             raise self._error(exc) from exc
 
     def close(self) -> None:
+        self._reads.close()
         self._client.close()
 
     def _error(self, exc: rex.RedisError) -> OnlineStoreError:
