@@ -43,7 +43,8 @@ def run_tasks(
             on_progress(task, "started")
         run_id = runs.start(task.view.name, task.start, task.end, engine_name)
         try:
-            result = engine.materialize(task)
+            with runs.heartbeat(run_id):
+                result = engine.materialize(task)
         except Exception as exc:
             message = (
                 str(exc) if isinstance(exc, FeaturehubError) else f"{type(exc).__name__}: {exc}"

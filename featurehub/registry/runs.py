@@ -2,17 +2,31 @@
 
 A view's watermark is the latest end of its successful runs: incremental runs start there.
 It is derived from the runs rather than stored, so a failed run cannot move it.
+
+A run records the process that owns it (host, pid) and a heartbeat that the owner refreshes
+while it works. A process killed with -9 cannot say it failed, so readers say it for it: a
+"running" run whose owner is gone (same host and the pid is not alive) or whose heartbeat is
+older than STALE_AFTER is marked failed ("abandoned") by the next `start` or `list`.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
 from featurehub.registry.tables import materialization_runs as runs
 from featurehub.types import as_utc
+
+HEARTBEAT_SECONDS = 10.0
+STALE_AFTER = timedelta(seconds=90)  # nine missed heartbeats: the owner is gone
+_HOST = socket.gethostname()[:255]
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -49,6 +63,8 @@ class RunLog:
         self._project = project
 
     def start(self, view: str, start: datetime, end: datetime, engine: str) -> int:
+        self.reap()
+        now = datetime.now(timezone.utc)
         with self._engine.begin() as conn:
             return int(
                 conn.execute(
@@ -60,11 +76,72 @@ class RunLog:
                         interval_end=end,
                         engine=engine,
                         status="running",
-                        started_at=datetime.now(timezone.utc),
+                        started_at=now,
+                        host=_HOST,
+                        pid=os.getpid(),
+                        heartbeat_at=now,
                     )
                     .returning(runs.c.id)
                 ).scalar_one()
             )
+
+    @contextmanager
+    def heartbeat(self, run_id: int) -> Iterator[None]:
+        """Refresh the run's heartbeat every HEARTBEAT_SECONDS while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    with self._engine.begin() as conn:
+                        conn.execute(
+                            runs.update()
+                            .where(runs.c.id == run_id, runs.c.status == "running")
+                            .values(heartbeat_at=datetime.now(timezone.utc))
+                        )
+                except Exception:  # a missed beat is retried; the run goes on
+                    continue
+
+        thread = threading.Thread(target=beat, name=f"run-{run_id}-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def reap(self) -> int:
+        """Mark failed the running runs whose process is gone; returns how many."""
+        stale_before = datetime.now(timezone.utc) - STALE_AFTER
+        query = sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.heartbeat_at).where(
+            runs.c.project == self._project, runs.c.status == "running"
+        )
+        with self._engine.connect() as conn:
+            running = conn.execute(query).all()
+        dead = [
+            (row.id, row.host, row.pid)
+            for row in running
+            if (row.host == _HOST and row.pid is not None and not _alive(row.pid))
+            or row.heartbeat_at is None
+            or _utc(row.heartbeat_at) < stale_before  # type: ignore[operator]
+        ]
+        for run_id, host, pid in dead:
+            owner = f"pid {pid} on {host}" if pid is not None else "an older featurehub"
+            with self._engine.begin() as conn:
+                conn.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id, runs.c.status == "running")
+                    .values(
+                        status="failed",
+                        finished_at=datetime.now(timezone.utc),
+                        error=(
+                            f"abandoned: the process running it ({owner}) stopped before it "
+                            "finished (killed or crashed); nothing of it was published and "
+                            "the watermark did not move. Re-run the same interval."
+                        ),
+                    )
+                )
+        return len(dead)
 
     def succeed(
         self, run_id: int, rows_read: int, rows_written: int, online_rows_written: int
@@ -98,6 +175,7 @@ class RunLog:
 
     def list(self, view: str | None = None, limit: int = 50) -> list[Run]:
         """The newest runs first."""
+        self.reap()
         query = sa.select(runs).where(runs.c.project == self._project)
         if view:
             query = query.where(runs.c.view == view)
@@ -121,3 +199,14 @@ class RunLog:
             )
             for row in rows
         ]
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True

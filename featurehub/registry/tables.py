@@ -71,7 +71,8 @@ materialization_runs = sa.Table(
     sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
     sa.Column("interval_end", sa.DateTime(timezone=True), nullable=False),
     sa.Column("engine", sa.String(32), nullable=False),
-    # running -> success | failed. A run whose process died stays "running".
+    # running -> success | failed. A run whose process died is failed by the next reader
+    # that sees its owner gone (same host, pid not alive) or its heartbeat stale.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("rows_read", sa.BigInteger, nullable=True),
     sa.Column("rows_written", sa.BigInteger, nullable=True),
@@ -79,5 +80,8 @@ materialization_runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("pid", sa.Integer, nullable=True),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_materialization_runs_view", "project", "view", "status"),
 )

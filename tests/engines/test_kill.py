@@ -95,4 +95,10 @@ def test_kill_9_during_materialization(repo: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     count = duckdb.sql(f"SELECT count(*) FROM {store.offline_store.relation(view)}").fetchall()
     assert count == [(ROWS,)]
-    assert store.runs()[0].status == "success"
+    runs = store.runs()
+    assert runs[0].status == "success"
+    # Killed runs (those that got as far as recording themselves) are not left "running":
+    # the next run saw their processes gone.
+    killed = [run for run in runs[1:] if run.status != "success"]
+    assert all(run.status == "failed" for run in killed)
+    assert all("abandoned" in (run.error or "") for run in killed)

@@ -80,3 +80,59 @@ def test_cli_materialize_json_and_runs(store: FeatureStore) -> None:
         app, ["-r", repo, "materialize", "2026-01-01", "2026-01-02", "-v", "nope"]
     )
     assert result.exit_code == 1 and "unknown feature view 'nope'" in result.output
+
+
+def _set_owner(store: FeatureStore, run_id: int, **values: object) -> None:
+    from featurehub.registry.tables import materialization_runs
+
+    with store.registry.engine.begin() as conn:
+        conn.execute(
+            materialization_runs.update()
+            .where(materialization_runs.c.id == run_id)
+            .values(**values)
+        )
+
+
+def test_runs_whose_process_died_are_reported_failed(store: FeatureStore) -> None:
+    import subprocess
+    import sys
+    from datetime import datetime, timezone
+
+    from featurehub.registry import runs as runs_module
+
+    runs = store.registry.runs(store.project)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    killed = runs.start("driver_stats", BASE, BASE + timedelta(hours=1), "local")
+    _set_owner(store, killed, pid=int(dead.stdout))  # a process of this host that is gone
+    silent = runs.start("driver_stats", BASE, BASE + timedelta(hours=2), "local")
+    stale = datetime.now(timezone.utc) - runs_module.STALE_AFTER - timedelta(seconds=1)
+    _set_owner(store, silent, host="elsewhere", pid=1, heartbeat_at=stale)  # heartbeat stopped
+    alive = runs.start("driver_stats", BASE, BASE + timedelta(hours=3), "local")  # this process
+
+    listed = {run.id: run for run in runs.list()}
+    assert listed[killed].status == "failed"
+    assert "abandoned" in (listed[killed].error or "")
+    assert f"pid {int(dead.stdout)}" in (listed[killed].error or "")
+    assert listed[silent].status == "failed"
+    assert listed[alive].status == "running"
+    assert runs.watermark("driver_stats") is None  # abandoned runs never move it
+
+
+def test_heartbeat_keeps_a_long_run_alive(store: FeatureStore, monkeypatch) -> None:
+    import time
+
+    from featurehub.registry import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "HEARTBEAT_SECONDS", 0.05)
+    runs = store.registry.runs(store.project)
+    run_id = runs.start("driver_stats", BASE, BASE + timedelta(hours=1), "local")
+    _set_owner(store, run_id, host="elsewhere", heartbeat_at=BASE)  # looks stale...
+    with runs.heartbeat(run_id):
+        time.sleep(0.5)  # ...until the owner's next beat
+    [run] = [run for run in runs.list() if run.id == run_id]
+    assert run.status == "running"
