@@ -6,10 +6,13 @@ reads of 1 and of 100 random entities, one call per iteration, and prints a mark
 "lookup" times `featurehub.online.lookup.lookup` end to end (what `get_online_features` runs
 once the definitions are cached): key checks, the store read, statuses with the view's TTL and
 the columnar response.
-Write rates are the median of --rounds runs, each into a fresh project.
-"Rewrite" writes the same entities again with newer timestamps: every key then exists, so the
-newest-wins guard compares against the stored row. "redis GET" is a bare redis-py GET of one
-stored value, the floor a read cannot go below.
+Write rates are the median of --rounds runs, each into a fresh project: every key is new, so
+Redis takes MSETNX batches. "Rewrite" writes the same entities again with newer timestamps:
+every key then exists, so the newest-wins Lua script compares against the stored row (the
+steady state of incremental materialization). "redis-py GET" is a bare redis-py GET of one
+stored value, for reference: featurehub's reads bypass redis-py's client layer
+(featurehub/online/redis_reads.py), so its one-key read may be faster than it.
+The machine's load moves every figure: compare variants within one run, not across runs.
 
     python bench/bench_online.py                          # 100k entities, 3000 reads each
     python bench/bench_online.py --entities 20000 --iterations 500   # quick run
@@ -162,12 +165,12 @@ def measure(
 
 
 def raw_get(url: str, iterations: int) -> dict[str, str]:
-    """The floor: redis-py GET of one stored value, no featurehub code."""
+    """For reference: redis-py GET of one stored value, no featurehub code."""
     client = redis.Redis.from_url(url)
     key = next(iter(client.scan_iter(count=10)))
     p50, p99 = latencies_us(lambda: client.get(key), iterations)
     client.close()
-    return {"store": "redis GET (floor)", "read 1 p50 / p99 (us)": f"{p50:.0f} / {p99:.0f}"}
+    return {"store": "redis-py GET", "read 1 p50 / p99 (us)": f"{p50:.0f} / {p99:.0f}"}
 
 
 def feast_rows(peer: dict, ours: dict[str, str]) -> list[dict[str, str]]:

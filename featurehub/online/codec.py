@@ -117,17 +117,25 @@ def latest_rows(
 ) -> tuple[pa.Table, list[bytes]]:
     """The newest row per entity key by (event, created), the later row winning an exact tie,
     and each row's encoded key after `prefix`. Rows with a null join key are dropped."""
+    rows, keys = latest_rows_arrow(view, table, prefix)
+    return rows, keys.to_pylist()
+
+
+def latest_rows_arrow(
+    view: FeatureView, table: pa.Table, prefix: bytes = b""
+) -> tuple[pa.Table, pa.BinaryArray]:
+    """`latest_rows` with the keys as one Arrow array: the Redis store frames them for the wire
+    without a Python object per key."""
     table = _normalize(view, table)
     if view.join_keys:
         parts: list[pa.Array | pa.Scalar] = [_binary(prefix)]
         for key in view.join_keys:
             parts.extend(_key_parts(table.column(key)))
-        encoded = pc.binary_join_element_wise(*parts, _binary(b""))
+        encoded = _one_chunk(pc.binary_join_element_wise(*parts, _binary(b"")))
     else:  # a view without entities holds one row
         encoded = pa.array([prefix] * table.num_rows, pa.binary())
-    keys: list[bytes] = encoded.to_pylist()
-    if len(set(keys)) == len(keys):
-        return table, keys  # every key once: nothing to drop
+    if len(pc.unique(encoded)) == len(encoded):
+        return table, encoded  # every key once: nothing to drop
     # rank = a row's position in (event, created) order; the stable sort places the later row
     # of an exact tie later. The newest row of a key is the one of highest rank.
     order = pc.sort_indices(
@@ -138,7 +146,13 @@ def latest_rows(
     ranked = pa.table({"key": encoded, "rank": rank})
     newest = ranked.group_by("key", use_threads=False).aggregate([("rank", "max")])
     rows = order[newest.column("rank_max").to_numpy()]
-    return table.take(rows), newest.column("key").to_pylist()
+    return table.take(rows), _one_chunk(newest.column("key"))
+
+
+def _one_chunk(array: pa.Array | pa.ChunkedArray) -> pa.BinaryArray:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.binary())
+    return array
 
 
 def _key_parts(column: pa.ChunkedArray) -> list[pa.Array | pa.Scalar]:
@@ -224,6 +238,22 @@ class RowLayout:
 
     def pack(self, table: pa.Table) -> list[bytes]:
         """The packed value of every row of a `latest_rows` table, built column-wise."""
+        packed, variable = self._pack_columns(table)
+        if not variable:
+            size = self.struct.size
+            blob = packed.tobytes()
+            return [blob[start : start + size] for start in range(0, len(blob), size)]
+        joined: list[bytes] = self._join(packed, variable).to_pylist()
+        return joined
+
+    def pack_array(self, table: pa.Table) -> pa.BinaryArray:
+        """`pack` as one Arrow array, without a Python object per row."""
+        packed, variable = self._pack_columns(table)
+        return self._join(packed, variable)
+
+    def _pack_columns(self, table: pa.Table) -> tuple[np.ndarray, list[pa.Array]]:
+        """The fixed part of every row (one numpy record each) and the variable-length
+        features' contents as binary columns, in feature order."""
         rows = table.num_rows
         packed = np.zeros(rows, self.dtype)
         packed["event"] = timestamps_us(table, EVENT_TIMESTAMP)
@@ -245,14 +275,15 @@ class RowLayout:
             else:
                 fill = False if kind == "Bool" else 0
                 packed[f"v{i}"] = column.fill_null(fill).to_numpy(zero_copy_only=False)
+        return packed, variable
+
+    def _join(self, packed: np.ndarray, variable: list[pa.Array]) -> pa.BinaryArray:
         size = self.struct.size
-        if not variable:
-            blob = packed.tobytes()
-            return [blob[start : start + size] for start in range(0, rows * size, size)]
         buffer = pa.py_buffer(packed.view(np.uint8))
-        fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), rows, [None, buffer])
-        joined = pc.binary_join_element_wise(fixed.cast(pa.binary()), *variable, _binary(b""))
-        return joined.to_pylist()
+        fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(size), len(packed), [None, buffer])
+        if not variable:
+            return fixed.cast(pa.binary())
+        return pc.binary_join_element_wise(fixed.cast(pa.binary()), *variable, _binary(b""))
 
     def decoder(self, features: Sequence[str]) -> ColumnDecoder:
         """A function from the stored values of several keys (None for a missing key) to their

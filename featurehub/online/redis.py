@@ -7,16 +7,14 @@ number of keys, of one view or several (`read_many_columns`), is one MGET, decod
 sent on connections of its own past redis-py's client layer (`redis_reads`): a one-key read is
 then little more than the round trip.
 
-Writes run a Lua script per batch of keys: it reads the stored headers with one MGET and MSETs
-the rows that are not older, so the newest-wins check is atomic against concurrent writers.
-Batches go out on two connections: Redis runs one script while Python packs the next.
+Writes (`redis_writes`) are atomic newest-wins batches: MSETNX while every key is new, else a
+Lua script that reads the stored headers with one MGET and MSETs the rows that are not older.
 Standalone Redis only: a batch spans hash slots, which Redis Cluster refuses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,42 +36,9 @@ from featurehub.online.base import (
     OnlineStoreUnavailable,
     ReadRequest,
 )
-from featurehub.online.codec import LayoutCache, encode_keys, latest_rows
+from featurehub.online.codec import LayoutCache, encode_keys, latest_rows_arrow
 from featurehub.online.redis_reads import MgetPool
-
-BATCH_KEYS = 2000  # keys per script call; at most 3999: Lua's unpack() stops at 8000
-PACK_ROWS = 20_000  # rows packed at a time, so packing overlaps with sending
-WRITE_CONNECTIONS = 2
-
-# KEYS: entity keys; ARGV: packed rows whose first 20 bytes are <qqI event_us, created_us,
-# layout. A row is written unless the stored row has the same layout and a greater (event,
-# created); equal timestamps: the incoming row wins. A stored value too short to be a row is
-# replaced. Lua numbers are doubles, exact only up to 2^53, so each int64 is compared as its
-# signed high and unsigned low 32-bit halves. Returns the number of rows written.
-WRITE_SCRIPT = """
-local function wins(new, old)
-  if #old < 20 then return true end
-  local nel, neh, ncl, nch, nlay = struct.unpack('<I4i4I4i4I4', new)
-  local oel, oeh, ocl, och, olay = struct.unpack('<I4i4I4i4I4', old)
-  if nlay ~= olay then return true end
-  if neh ~= oeh then return neh > oeh end
-  if nel ~= oel then return nel > oel end
-  if nch ~= och then return nch > och end
-  return ncl >= ocl
-end
-local stored = redis.call('MGET', unpack(KEYS))
-local pending, n = {}, 0
-for i = 1, #KEYS do
-  local old = stored[i]
-  if not old or wins(ARGV[i], old) then
-    pending[n + 1] = KEYS[i]
-    pending[n + 2] = ARGV[i]
-    n = n + 2
-  end
-end
-if n > 0 then redis.call('MSET', unpack(pending, 1, n)) end
-return n / 2
-"""
+from featurehub.online.redis_writes import BatchWriter
 
 
 @dataclass(frozen=True)
@@ -130,8 +95,8 @@ class RedisOnlineStore(OnlineStore):
         if config.password is not None and urlsplit(config.connection_url).password is None:
             options["password"] = config.password
         self._client = redis.Redis.from_url(config.connection_url, **options)
-        self._script = self._client.register_script(WRITE_SCRIPT)
         pool = self._client.connection_pool
+        self._writer = BatchWriter(pool, self._client)
         self._reads = MgetPool(lambda: pool.connection_class(**pool.connection_kwargs))
         self._namespace = f"{config.key_prefix}:{project}:"
         self._prefixes: dict[str, bytes] = {}
@@ -149,29 +114,11 @@ class RedisOnlineStore(OnlineStore):
         return prefix
 
     def write(self, view: FeatureView, table: pa.Table) -> int:
-        rows, keys = latest_rows(view, table, self.key_prefix(view.name))
-        layout = self._layouts.get(view)
-        if len(keys) <= BATCH_KEYS:
-            return self._write_batch(keys, layout.pack(rows)) if keys else 0
-        with ThreadPoolExecutor(WRITE_CONNECTIONS, thread_name_prefix="redis-write") as pool:
-            futures = []
-            for start in range(0, len(keys), PACK_ROWS):
-                values = layout.pack(rows.slice(start, PACK_ROWS))
-                packed_keys = keys[start : start + PACK_ROWS]
-                for first in range(0, len(values), BATCH_KEYS):
-                    last = first + BATCH_KEYS
-                    batch = (packed_keys[first:last], values[first:last])
-                    futures.append(pool.submit(self._write_batch, *batch))
-            try:
-                return sum(future.result() for future in futures)
-            except BaseException:
-                for future in futures:  # fail once, not once per remaining batch
-                    future.cancel()
-                raise
-
-    def _write_batch(self, keys: list[bytes], values: list[bytes]) -> int:
+        rows, keys = latest_rows_arrow(view, table, self.key_prefix(view.name))
+        if not len(keys):
+            return 0
         try:
-            return int(self._script(keys=keys, args=values))
+            return self._writer.write(keys, rows, self._layouts.get(view))
         except rex.RedisError as exc:
             raise self._error(exc) from exc
 

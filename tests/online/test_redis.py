@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,8 +22,8 @@ from featurehub.online import (
     RedisOnlineStoreConfig,
     SQLiteOnlineStore,
     build_online_store,
+    redis_writes,
 )
-from featurehub.online import redis as redis_module
 from featurehub.online.codec import EPOCH
 from featurehub.online.lookup import lookup
 from tests.online import at, make_rows, make_view
@@ -184,8 +185,8 @@ def test_writes_cross_pack_and_batch_boundaries(
     redis_url: str, project: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sizes that do not divide each other: every key must travel with its own value."""
-    monkeypatch.setattr(redis_module, "PACK_ROWS", 7)
-    monkeypatch.setattr(redis_module, "BATCH_KEYS", 3)
+    monkeypatch.setattr(redis_writes, "PACK_ROWS", 7)
+    monkeypatch.setattr(redis_writes, "BATCH_KEYS", 3)
     store = store_at(redis_url, project)
     rows = [{"driver_id": k, "event": 1, "value": k * 10} for k in range(50)]
     assert store.write(VIEW, make_rows(VIEW, rows)) == 50
@@ -239,3 +240,72 @@ def test_read_many_columns_and_lookup_are_one_mget(own_server: RedisServer) -> N
     assert raw.info("commandstats")["cmdstat_mget"]["calls"] == 2
     store.close()
     raw.close()
+
+
+# -- write path --------------------------------------------------------------------------------
+
+
+def test_new_keys_take_msetnx_and_existing_keys_the_script(own_server: RedisServer) -> None:
+    store = store_at(own_server.url)
+    raw = redis.Redis(port=own_server.port)
+    rows = make_rows(VIEW, [{"driver_id": k, "event": 1, "value": k} for k in range(5000)])
+    raw.config_resetstat()
+    assert store.write(VIEW, rows) == 5000
+    calls = {name: stat["calls"] for name, stat in raw.info("commandstats").items()}
+    assert calls.get("cmdstat_msetnx", 0) >= 3 and "cmdstat_evalsha" not in calls
+    raw.config_resetstat()
+    assert store.write(VIEW, rows) == 5000  # every key exists: the script compares
+    calls = {name: stat["calls"] for name, stat in raw.info("commandstats").items()}
+    assert calls["cmdstat_evalsha"] >= 3
+    store.close()
+    raw.close()
+
+
+def test_a_newer_row_met_after_new_batches_is_kept(
+    redis_url: str, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batches are all new (MSETNX); a later one holds a newer stored row."""
+    monkeypatch.setattr(redis_writes, "PACK_ROWS", 7)
+    monkeypatch.setattr(redis_writes, "BATCH_KEYS", 3)
+    store = store_at(redis_url, project)
+    store.write(VIEW, make_rows(VIEW, [{"driver_id": 40, "event": 5, "value": -1}]))
+    older = [{"driver_id": k, "event": 1, "value": k} for k in range(50)]
+    assert store.write(VIEW, make_rows(VIEW, older)) == 49
+    found = store.read(VIEW, [(k,) for k in range(50)], ["value"])
+    assert [row.values["value"] if row else None for row in found] == [
+        -1 if k == 40 else k for k in range(50)
+    ]
+    store.close()
+
+
+def test_the_write_script_is_loaded_again_after_a_flush(redis_url: str, project: str) -> None:
+    store = store_at(redis_url, project)
+    store.write(VIEW, ONE_ROW)
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.script_flush()
+    newer = make_rows(VIEW, [{"driver_id": 1, "event": 3, "value": 8}])
+    assert store.write(VIEW, newer) == 1  # through the script: the key exists
+    (row,) = store.read(VIEW, [(1,)], ["value"])
+    assert row is not None and row.values == {"value": 8}
+    store.close()
+
+
+def test_concurrent_writers_of_the_same_keys_keep_the_newest_rows(
+    redis_url: str, project: str
+) -> None:
+    """Old and new rows of the same keys race, both as all-new writes (MSETNX) and against
+    each other's rows (script): whatever the order, the newest rows stay."""
+    keys = range(3000)
+    old = make_rows(VIEW, [{"driver_id": k, "event": 1, "value": 1} for k in keys])
+    new = make_rows(VIEW, [{"driver_id": k, "event": 2, "value": 2} for k in keys])
+    for attempt in range(4):
+        store = store_at(redis_url, f"{project}_{attempt}")
+        tables = [old, new] if attempt % 2 else [new, old]
+        threads = [threading.Thread(target=store.write, args=(VIEW, t)) for t in tables]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        found = store.read_columns(VIEW, [(k,) for k in keys], ["value"])
+        assert found.values["value"] == [2] * len(keys)
+        store.close()
