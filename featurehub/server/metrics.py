@@ -7,13 +7,78 @@ processes, each has its own registry: scrape each worker, or run one worker per 
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
+
+
+class LatencyChild:
+    """One label set of a `LatencyHistogram`: a count per bucket and a sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += 1  # le: bound >= value
+        self.sum += seconds
+
+
+class LatencyHistogram:
+    """A Prometheus histogram observed from the event loop only, without a lock.
+
+    prometheus_client's Histogram takes a lock and updates every bucket at each observation
+    (~2.5 us, twice per request); this one adds 1 to one bucket, and sums the buckets when
+    scraped. Observations and scrapes (GET /metrics) both run on the event loop thread.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self.bounds = tuple(sorted(buckets))
+        self.children: dict[tuple[str, ...], LatencyChild] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> LatencyChild:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = LatencyChild(self.bounds)
+        return child
+
+    def observe(self, seconds: float) -> None:
+        self.labels().observe(seconds)
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        bounds = [floatToGoString(bound) for bound in self.bounds] + ["+Inf"]
+        for values, child in list(self.children.items()):
+            cumulative = list(itertools.accumulate(child.counts))
+            family.add_metric(list(values), list(zip(bounds, cumulative, strict=True)), child.sum)
+        yield family
 
 
 class ServerMetrics:
@@ -28,19 +93,19 @@ class ServerMetrics:
             ["endpoint", "feature_service", "code"],
             registry=r,
         )
-        self.latency = Histogram(
+        self.latency = LatencyHistogram(
             "featurehub_request_seconds",
             "Time to answer a request, by endpoint and feature service.",
             ["endpoint", "feature_service"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.online_latency = Histogram(
+        self.online_latency = LatencyHistogram(
             "featurehub_online_store_seconds",
             "Time of the online store look-up of a /v1/features request.",
             buckets=LATENCY_BUCKETS,
             registry=r,
-        )
+        ).labels()
         self.errors = Counter(
             "featurehub_errors",
             "Requests refused or failed, by kind (bad_request, unknown_feature, ...).",
@@ -75,7 +140,7 @@ class ServerMetrics:
         self.not_found = self.values.labels("not_found")
         self.expired = self.values.labels("expired")
         self._request_children: dict[tuple[str, str, int], Any] = {}
-        self._latency_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[tuple[str, str], LatencyChild] = {}
         self._error_children: dict[str, Any] = {}
 
     def observe(self, endpoint: str, service: str, code: int, seconds: float) -> None:

@@ -58,8 +58,8 @@ def parse_request(
     """The resolved features, entity rows and full_feature_names of a request body."""
     if not isinstance(payload, dict):
         raise ApiError(422, "bad_request", "the body must be a JSON object")
-    unknown = sorted(set(payload) - _FIELDS)
-    if unknown:
+    if not _FIELDS.issuperset(payload):
+        unknown = sorted(set(payload) - _FIELDS)
         raise ApiError(
             422,
             "bad_request",
@@ -148,10 +148,19 @@ def entity_rows(entities: Any, resolved: Resolved, max_entities: int) -> list[di
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
+_INT, _STR = {int}, {str}
+
+
 def _check_keys(key: str, dtype: types.ValueType | None, column: list[Any]) -> None:
     want_int = dtype in (types.Int64, types.Int32)
     want_str = dtype is types.String
-    for index, value in enumerate(column):
+    kinds = set(map(type, column))  # the usual column has one exact type: check it whole
+    if kinds == _INT and not want_str:
+        if min(column) >= INT64_MIN and max(column) <= INT64_MAX:
+            return
+    elif kinds == _STR and not want_int:
+        return
+    for index, value in enumerate(column):  # find the first bad value, to name it
         kind = type(value)
         if kind is int:
             if not want_str and INT64_MIN <= value <= INT64_MAX:

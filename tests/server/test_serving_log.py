@@ -117,7 +117,7 @@ def test_write_failure_is_counted_not_fatal(
         calls.append(1)
         raise OSError("disk full")
 
-    monkeypatch.setattr(log, "commit", fail)
+    monkeypatch.setattr(log, "write", fail)
     log.start()
     log.log(served("a"))
     log.close()
