@@ -92,7 +92,9 @@ def point_in_time_join(
         indexes: dict[tuple[str, ...], _KeyIndex] = {}
         for view, view_names in zip(views, names, strict=True):
             if view.join_keys not in indexes:
-                indexes[view.join_keys] = _index_keys(registry, keys_table, view.join_keys, times)
+                indexes[view.join_keys] = _index_keys(
+                    registry, keys_table, view.join_keys, times, entity
+                )
             features = _join_view(registry, view, indexes[view.join_keys], created_cutoff)
             for name, column in zip(view_names, features.columns, strict=True):
                 entity = entity.append_column(name, column)
@@ -256,6 +258,7 @@ class _KeyIndex:
     arrow: pa.Table
     table: str
     queries: _Queries
+    offset: int | None = None  # integer key: id = key - offset, with no join to find it
 
     @property
     def count(self) -> int:
@@ -263,10 +266,17 @@ class _KeyIndex:
 
 
 def _index_keys(
-    registry: _Registry, entity_keys: str, join_keys: tuple[str, ...], times: np.ma.MaskedArray
+    registry: _Registry,
+    entity_keys: str,
+    join_keys: tuple[str, ...],
+    times: np.ma.MaskedArray,
+    entity: pa.Table,
 ) -> _KeyIndex:
     """Number the distinct key tuples in DuckDB (so they compare as in the later joins), label
     every entity row with its id and group the rows into queries."""
+    integer = _integer_key_index(registry, join_keys, times, entity)
+    if integer is not None:
+        return integer
     cols = ", ".join(_quote(k) for k in join_keys)
     not_null = " AND ".join(f"{_quote(k)} IS NOT NULL" for k in join_keys)
     distinct = registry.arrow(f"SELECT DISTINCT {cols} FROM {entity_keys} WHERE {not_null}")
@@ -279,6 +289,46 @@ def _index_keys(
     ids = np.full(times.size, -1, dtype=np.int64)
     ids[labels.column(0).to_numpy()] = labels.column(1).to_numpy()
     return _KeyIndex(join_keys, distinct, table, _group_queries(ids, times))
+
+
+# An integer key numbers itself (id = key - smallest key) when its range is at most this many
+# times its distinct count (plus slack): the search then reads the key column as it is.
+_RANGE_PER_KEY = 4
+_RANGE_SLACK = 1 << 16
+_INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+)
+
+
+def _integer_key_index(
+    registry: _Registry, join_keys: tuple[str, ...], times: np.ma.MaskedArray, entity: pa.Table
+) -> _KeyIndex | None:
+    """The index of a single integer join key with a dense enough range, or None.
+
+    Ids are key - smallest key, so the search computes them with a subtraction instead of a
+    hash join of every view row against the distinct keys; ids of keys the entity table does
+    not hold are never searched."""
+    if len(join_keys) != 1:
+        return None
+    column = entity.column(join_keys[0])
+    if not _fits_int64(column.type) or column.null_count == len(column):
+        return None
+    values = column.cast(pa.int64()).combine_chunks()
+    present = values.is_valid().to_numpy(zero_copy_only=False)
+    numbers = values.fill_null(0).to_numpy()
+    low, high = int(numbers[present].min()), int(numbers[present].max())
+    span = high - low + 1
+    distinct = np.unique(numbers[present]).size
+    if span > _RANGE_PER_KEY * distinct + _RANGE_SLACK:
+        return None
+    ids = np.where(present, numbers - low, -1)
+    arrow = pa.table(
+        {
+            join_keys[0]: pa.array(np.arange(low, high + 1, dtype=np.int64)),
+            _ID: _positions(span),
+        }
+    )
+    return _KeyIndex(join_keys, arrow, "", _group_queries(ids, times), offset=low)
 
 
 def _group_queries(ids: np.ndarray, times: np.ma.MaskedArray) -> _Queries:
@@ -374,9 +424,22 @@ def _sorted_rows(
     if view.ttl is not None:
         oldest = int(queries.times.min()) - _micros(view.ttl)
         filters.append(_time_filter(event, ">", oldest, types[EVENT_TIMESTAMP]))
+    if keys.offset is None:
+        source = f"{view.relation} AS f JOIN {keys.table} AS k ON " + _keys_equal(
+            "f", "k", view.join_keys
+        )
+    else:  # integer key: the id is the key minus the smallest one, computed in the scan
+        if types[view.join_keys[0]] not in _INTEGER_TYPES:
+            raise ValueError(
+                f"view {view.name!r}: join key {view.join_keys[0]!r} is "
+                f"{types[view.join_keys[0]]} in the view but an integer in the entity table"
+            )
+        key = f"f.{_quote(view.join_keys[0])}"
+        source = f"(SELECT *, {key} - {keys.offset} AS {_ID} FROM {view.relation} AS f) AS f"
+        filters.append(f"{key} BETWEEN {keys.offset} AND {keys.offset + keys.count - 1}")
+        columns = [column.replace(f"k.{_ID}", f"f.{_ID}") for column in columns]
     table = registry.arrow(
-        f"SELECT {', '.join(columns)} FROM {view.relation} AS f JOIN {keys.table} AS k "
-        f"ON {_keys_equal('f', 'k', view.join_keys)} WHERE {' AND '.join(filters)}"
+        f"SELECT {', '.join(columns)} FROM {source} WHERE {' AND '.join(filters)}"
     )
     # numpy releases the GIL while sorting: two threads sort the two arrays at once.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -584,3 +647,8 @@ def _scatter(winners: pa.Table, queries: _Queries, features: Sequence[str]) -> p
     missing = index < 0
     take = pa.array(np.where(missing, 0, index), mask=missing)
     return winners.select(list(features)).take(take)
+
+
+def _fits_int64(arrow_type: pa.DataType) -> bool:
+    """Integer types whose every value is an int64 (not uint64)."""
+    return pa.types.is_integer(arrow_type) and arrow_type != pa.uint64()

@@ -280,23 +280,28 @@ def test_sparse_edges_match_oracle(
     st.booleans(),
     st.booleans(),
     st.sampled_from(["table", "subquery", "union"]),
+    st.booleans(),
 )
 def test_several_views_match_oracle(
     scenario: tuple[list[OracleView], pa.Table, list[Row]],
     full_feature_names: bool,
     created_cutoff: bool,
     how: str,
+    integer_ids: bool,
 ) -> None:
-    """Up to three views with different keys in one query, read in different shapes."""
+    """Up to three views with different keys in one query, read in different shapes; integer
+    keys numbered by value (the fast path) or, forced, by the general dense numbering."""
     views, table, rows = scenario
-    check_against_oracle(
-        views,
-        table,
-        rows,
-        full_feature_names=full_feature_names,
-        created_cutoff=created_cutoff,
-        how=how,
-    )
+    slack = pit._RANGE_SLACK if integer_ids else -(1 << 62)
+    with mock.patch.object(pit, "_RANGE_SLACK", slack):
+        check_against_oracle(
+            views,
+            table,
+            rows,
+            full_feature_names=full_feature_names,
+            created_cutoff=created_cutoff,
+            how=how,
+        )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
