@@ -3,13 +3,13 @@
 A batch of keys is written one of two ways, both atomic on the server:
 - MSETNX, while every key of the write so far was new: it sets all the batch's keys only when
   none exists, so it never replaces a row. A first materialization, or new entities, cost
-  Redis a plain MSET instead of a script (~0.8 against ~4 us of server time per row).
+  Redis about a plain MSET instead of a script (~1 against ~4 us of server CPU per row).
 - Otherwise, or when MSETNX finds a key, `WRITE_SCRIPT`: it reads the stored headers with one
   MGET and MSETs the rows that are not older. Once one MSETNX fails, the rest of the write goes
   to the script directly (the view already holds rows).
 
 Why the framing: redis-py turns each of a batch's 4000 arguments into a RESP bulk string in
-Python (~1 us each), as much client time as Redis spends running the script. Here Arrow frames
+Python (~0.5 us each), client CPU that competes with Redis for the same cores. Here Arrow frames
 all keys and all rows of a chunk in a few vectorized calls, so any run of them is one slice of
 a buffer, and a batch is sent as three slices on a redis-py connection. Packing the next chunk
 overlaps with Redis running the script of the previous one, on two connections.
