@@ -39,6 +39,7 @@ per kind keeps the schema identical across services and over time. DuckDB reads 
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import os
 import threading
@@ -46,10 +47,9 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -76,11 +76,11 @@ SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ServedRequest:
+class ServedRequest(NamedTuple):
     """One answered request, as the server hands it over: columnar, not yet split by row.
 
-    The lists are owned by the log from now on; the server must not change them.
+    The lists are owned by the log from now on; the server must not change them. A named
+    tuple: built on every request, it costs a tenth of a frozen dataclass.
     """
 
     request_id: str
@@ -110,11 +110,15 @@ def _dumps(value: Any) -> str:
     ).decode()
 
 
-CONVERT_ROWS = 4096
+CONVERT_ROWS = 1024
 """The writer converts queued records to Arrow once this many rows wait (or at a flush)."""
 
-YIELD_EVERY = 256
-"""Requests added to columns between two yields of the GIL (see `to_tables`)."""
+YIELD_EVERY = 32
+"""Requests added to columns between two pauses of the writer (see `to_tables`)."""
+
+YIELD_SECONDS = 0.0001
+"""A pause: long enough for a thread waiting for the GIL to take it (a zero sleep lets go
+of it, but the sleeper often takes it back before the waiter wakes)."""
 
 Group = tuple[str, str]
 """(feature service or AD_HOC, YYYY-MM-DD): one Parquet file per group and commit."""
@@ -296,18 +300,32 @@ class ServingLog:
 
 
 class _Columns:
-    """The requests of one group that share key and feature names, column by column."""
+    """The requests of one group that share key names, feature names and sharing (below),
+    column by column.
 
-    def __init__(self, keys: tuple[str, ...], features: tuple[str, ...]) -> None:
+    Features of one view share one list of statuses and one of event timestamps (the server
+    hands them over so): a sharing tuple maps each feature to the first feature with the
+    same list, and a shared list is copied and turned into JSON text once, not per feature.
+    """
+
+    def __init__(
+        self,
+        keys: tuple[str, ...],
+        features: tuple[str, ...],
+        status_sharing: tuple[int, ...],
+        stamp_sharing: tuple[int, ...],
+    ) -> None:
         self.key_names = keys
         self.feature_names = features
+        self.status_sharing = status_sharing
+        self.stamp_sharing = stamp_sharing
         self.ids: list[str] = []
         self.counts: list[int] = []
         self.times: list[float] = []
         self.keys: list[list[Any]] = [[] for _ in keys]
         self.values: list[list[Any]] = [[] for _ in features]
-        self.statuses: list[list[Any]] = [[] for _ in features]
-        self.stamps: list[list[Any]] = [[] for _ in features]
+        self.statuses: dict[int, list[Any]] = {i: [] for i in set(status_sharing)}
+        self.stamps: dict[int, list[Any]] = {i: [] for i in set(stamp_sharing)}
 
     def add(self, request: ServedRequest, rows: int) -> None:
         self.ids.append(request.request_id)
@@ -315,33 +333,45 @@ class _Columns:
         self.times.append(request.served_at)
         for column, values in zip(self.keys, request.keys.values(), strict=True):
             column.extend(values)
-        statuses, stamps = request.statuses, request.event_timestamps
-        for index, (name, values) in enumerate(request.values.items()):
-            self.values[index].extend(values)
-            self.statuses[index].extend(statuses[name])
-            self.stamps[index].extend(stamps[name])
+        for column, values in zip(self.values, request.values.values(), strict=True):
+            column.extend(values)
+        names = self.feature_names
+        for index, column in self.statuses.items():
+            column.extend(request.statuses[names[index]])
+        for index, column in self.stamps.items():
+            column.extend(request.event_timestamps[names[index]])
 
     def table(self) -> pa.Table:
         counts = np.array(self.counts, dtype=np.int64)
         owner = np.repeat(np.arange(len(counts)), counts)  # request index of each row
         starts = np.cumsum(counts) - counts
         micros = np.round(np.array(self.times) * 1e6).astype(np.int64)
+        rows = len(owner)
         features = self.feature_names
+        values = [json_texts(column) for column in self.values]
+        statuses = {index: json_texts(column) for index, column in self.statuses.items()}
+        stamps = {index: json_texts(column) for index, column in self.stamps.items()}
         columns = [
             pa.array(self.ids, pa.string()).take(owner),
-            pa.array(np.arange(len(owner)) - starts[owner], pa.int32()),
+            pa.array(np.arange(rows) - starts[owner], pa.int32()),
             pa.array(micros[owner], pa.timestamp("us", tz="UTC")),
-            pa.nulls(len(owner), pa.string()),
-            json_objects(self.key_names, self.keys, len(owner)),
-            json_objects(features, self.values, len(owner)),
-            json_objects(features, self.statuses, len(owner)),
-            json_objects(features, self.stamps, len(owner)),
+            pa.nulls(rows, pa.string()),
+            json_objects(self.key_names, [json_texts(column) for column in self.keys], rows),
+            json_objects(features, values, rows),
+            json_objects(features, [statuses[i] for i in self.status_sharing], rows),
+            json_objects(features, [stamps[i] for i in self.stamp_sharing], rows),
         ]
         return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
+def _sharing(columns: dict[str, list[Any]]) -> tuple[int, ...]:
+    """For each column, the index of the first column that is the same list object."""
+    first: dict[int, int] = {}
+    return tuple(map(first.setdefault, map(id, columns.values()), itertools.count()))
+
+
 def _yield() -> None:
-    time.sleep(0)  # releases the GIL: a waiting thread takes it
+    time.sleep(YIELD_SECONDS)
 
 
 _DAYS: dict[int, str] = {}
@@ -362,10 +392,10 @@ def to_tables(requests: Sequence[ServedRequest]) -> dict[Group, pa.Table]:
     date). The Python work is a few list extends per request; the JSON text of the rows is
     assembled by Arrow kernels over whole columns.
 
-    It runs on the writer thread while the event loop serves requests: it lets go of the GIL
-    every few hundred requests and after each column, so that the loop never waits for it
-    for long (otherwise up to the 5 ms switch interval at each of its system calls)."""
-    batches: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], _Columns] = {}
+    It runs on the writer thread while the event loop serves requests: it pauses every few
+    dozen requests and at each column, so that the loop never waits long for the GIL
+    (otherwise up to the 5 ms switch interval after each of its system calls)."""
+    batches: dict[tuple[Any, ...], _Columns] = {}
     for index, request in enumerate(requests):
         if index % YIELD_EVERY == YIELD_EVERY - 1:
             _yield()
@@ -377,13 +407,15 @@ def to_tables(requests: Sequence[ServedRequest]) -> dict[Group, pa.Table]:
             _day(request.served_at),
             tuple(request.keys),
             tuple(request.values),
+            _sharing(request.statuses),
+            _sharing(request.event_timestamps),
         )
         columns = batches.get(group)
         if columns is None:
-            columns = batches[group] = _Columns(group[2], group[3])
+            columns = batches[group] = _Columns(*group[2:])
         columns.add(request, rows)
     tables: dict[Group, list[pa.Table]] = {}
-    for (service, day, _, _), columns in batches.items():
+    for (service, day, *_), columns in batches.items():
         tables.setdefault((service, day), []).append(columns.table())
     return {
         group: pa.concat_tables(parts) if len(parts) > 1 else parts[0]
@@ -406,6 +438,7 @@ _TEXT = frozenset({str, type(None)})
 def json_texts(column: list[Any]) -> pa.Array:
     """Each value of `column` as JSON text (orjson's, so the log reads as the API answers)."""
     kinds = set(map(type, column))
+    _yield()
     if kinds <= _PLAIN:
         return _plain_texts(column)
     if kinds <= _TEXT:  # statuses, timestamps, categories: few distinct values
@@ -427,15 +460,15 @@ def _plain_texts(column: list[Any]) -> pa.Array:
     return pa.StringArray.from_buffers(len(column), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
-def json_objects(names: Sequence[str], columns: Sequence[list[Any]], rows: int) -> pa.Array:
-    """Row i is the JSON object {names[j]: columns[j][i]}."""
+def json_objects(names: Sequence[str], texts: Sequence[pa.Array], rows: int) -> pa.Array:
+    """Row i is the JSON object {names[j]: texts[j][i]}, `texts` being `json_texts`."""
+    _yield()
     if not names:
         return pa.array(["{}"] * rows, pa.string())
     parts: list[Any] = []
-    for index, (name, column) in enumerate(zip(names, columns, strict=True)):
+    for index, (name, text) in enumerate(zip(names, texts, strict=True)):
         parts.append(pa.scalar(("{" if index == 0 else ",") + _dumps(name) + ":"))
-        parts.append(json_texts(column))
-        _yield()
+        parts.append(text)
     parts.append(pa.scalar("}"))
     return pc.binary_join_element_wise(*parts, "")
 

@@ -142,9 +142,13 @@ def entity_rows(entities: Any, resolved: Resolved, max_entities: int) -> list[di
         _check_keys(key, dtype, column)
         columns.append(column)
     names = [key for key, _, _ in resolved.join_keys]
+    # dict displays for the usual one or two keys: dict(zip(...)) per row costs 10x more
     if len(names) == 1:
         name = names[0]
         return [{name: value} for value in columns[0]]
+    if len(names) == 2:
+        first, second = names
+        return [{first: a, second: b} for a, b in zip(*columns, strict=True)]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
