@@ -297,6 +297,7 @@ class FeatureStore:
                     features=tuple(projection.features),
                     relation=relation,
                     ttl=view.ttl,
+                    tie_features=tuple(view.feature_names),
                 )
             )
 

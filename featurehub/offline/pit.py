@@ -68,6 +68,14 @@ class ViewQuery:
     features: tuple[str, ...]  # feature columns to return
     relation: str  # a DuckDB SQL table expression yielding the view's rows
     ttl: timedelta | None = None  # None = unbounded
+    # Features that break exact (event, created) ties, greatest first: all of the view's, in
+    # schema order, so the answer does not depend on which features were asked for and
+    # matches the online store's choice. Empty: the requested features.
+    tie_features: tuple[str, ...] = ()
+
+    @property
+    def tie_order(self) -> tuple[str, ...]:
+        return self.tie_features or self.features
 
 
 def point_in_time_join(
@@ -524,9 +532,9 @@ def _candidate_pairs(settle: np.ndarray, late: np.ndarray) -> tuple[np.ndarray, 
 
 def _winner_order(view: ViewQuery, event: str, created: str, alias: str) -> str:
     """Order of a query's candidate rows, best first: the greatest event time, then the greatest
-    created time, then the greatest value of each feature in the order requested, nulls last
-    (so a row with a value beats one without). Deterministic whatever the file and row order."""
-    features = [f"{alias}.{_quote(feature)} DESC NULLS LAST" for feature in view.features]
+    created time, then the greatest value of each tie feature in order, nulls last (so a row
+    with a value beats one without). Deterministic whatever the file and row order."""
+    features = [f"{alias}.{_quote(feature)} DESC NULLS LAST" for feature in view.tie_order]
     return ", ".join([f"{event} DESC", f"{created} DESC", *features])
 
 
@@ -580,23 +588,56 @@ def _fetch_slow(
         )
 
 
+def _fetch_ties(registry: _Registry, view: ViewQuery, keys: _KeyIndex, rows: pa.Table) -> pa.Table:
+    """The best row of each group among `rows` (several rows per group, all at the group's
+    best event time), when the tie features are not all fetched: their rows are read again
+    with every tie feature and ranked by them."""
+    event, created = f"f.{_quote(EVENT_TIMESTAMP)}", f"f.{_quote(CREATED_TIMESTAMP)}"
+    groups = rows.column(_GROUP).to_numpy()
+    pairs = _query_table(
+        keys,
+        groups,
+        **{
+            _EVENT: rows.column(_EVENT).to_numpy(),
+            _CREATED: rows.column(_CREATED).to_numpy(),
+        },
+    )
+    with registry.temporary("ties", pairs) as name:
+        return registry.arrow(
+            f"SELECT w.{_GROUP}, w.{_EVENT}, w.{_CREATED}, {_feature_list(view)} "
+            f"FROM {view.relation} AS f JOIN {name} AS w "
+            f"ON {_keys_equal('f', 'w', view.join_keys)} AND epoch_us({event}) = w.{_EVENT} "
+            f"AND epoch_us({created}) = w.{_CREATED} QUALIFY row_number() OVER (PARTITION BY "
+            f"w.{_GROUP} ORDER BY {_winner_order(view, event, created, 'f')}) = 1"
+        )
+
+
 def _feature_list(view: ViewQuery) -> str:
     return ", ".join(f"f.{_quote(feature)}" for feature in view.features)
 
 
-def _one_per_group(registry: _Registry, view: ViewQuery, rows: pa.Table) -> pa.Table:
+def _one_per_group(
+    registry: _Registry, view: ViewQuery, keys: _KeyIndex, rows: pa.Table
+) -> pa.Table:
     """Keep the best row of each group. Most groups have one row; only the others go through
     DuckDB's window (sorting all rows by every feature would cost more than the join)."""
     groups = rows.column(_GROUP).to_numpy()
     shared = np.bincount(groups)[groups] > 1 if groups.size else np.zeros(0, dtype=bool)
     if not shared.any():
         return rows
-    order = _winner_order(view, f"f.{_EVENT}", f"f.{_CREATED}", "f")
+    event, created = f"f.{_EVENT}", f"f.{_CREATED}"
     with registry.temporary("ties", rows.filter(pa.array(shared))) as name:
-        best = registry.arrow(
-            f"SELECT * FROM {name} AS f "
-            f"QUALIFY row_number() OVER (PARTITION BY f.{_GROUP} ORDER BY {order}) = 1"
-        )
+        if set(view.tie_order) <= set(view.features):
+            best = registry.arrow(
+                f"SELECT * FROM {name} AS f QUALIFY row_number() OVER (PARTITION BY "
+                f"f.{_GROUP} ORDER BY {_winner_order(view, event, created, 'f')}) = 1"
+            )
+        else:  # the rows at each group's best (event, created), to rank by all tie features
+            tied = registry.arrow(
+                f"SELECT * FROM {name} AS f QUALIFY rank() OVER "
+                f"(PARTITION BY f.{_GROUP} ORDER BY {event} DESC, {created} DESC) = 1"
+            )
+            best = _fetch_ties(registry, view, keys, tied)
     return pa.concat_tables([rows.filter(pa.array(~shared)), best.cast(rows.schema)])
 
 
@@ -619,7 +660,7 @@ def _join_view(
     if plan.slow.size:
         found.append(_fetch_slow(registry, view, keys, plan.slow, created_cutoff))
     rows = pa.concat_tables([found[0], *(t.cast(found[0].schema) for t in found[1:])])
-    winners = _one_per_group(registry, view, rows)
+    winners = _one_per_group(registry, view, keys, rows)
     return _scatter(winners, queries, view.features)
 
 

@@ -25,6 +25,12 @@ class OracleView:
     features: tuple[str, ...]
     rows: list[Row]
     ttl: timedelta | None = None
+    tie_features: tuple[str, ...] = ()  # all of the view's features; empty: `features`
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every feature column the view's rows hold."""
+        return tuple(dict.fromkeys((*self.tie_features, *self.features)))
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -48,7 +54,8 @@ def value_rank(value: Any) -> tuple[Any, ...]:
 
 def row_rank(row: Row, features: Sequence[str]) -> tuple[Any, ...]:
     """Which candidate wins: greatest event time, then greatest created time, then the
-    greatest feature values compared one by one in the order the features were asked."""
+    greatest feature values compared one by one in the given order (the view's schema order,
+    whichever features were asked for)."""
     ranks = tuple(value_rank(row[feature]) for feature in features)
     return (as_utc(row["event_timestamp"]), as_utc(row["created_timestamp"]), *ranks)
 
@@ -79,7 +86,8 @@ def winner(
     for row in view.rows:
         if not is_candidate(row, entity_row, view, t, created_cutoff):
             continue
-        if best is None or row_rank(row, view.features) > row_rank(best, view.features):
+        ties = view.tie_features or view.features
+        if best is None or row_rank(row, ties) > row_rank(best, ties):
             best = row
     return best
 

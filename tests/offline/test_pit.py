@@ -269,3 +269,23 @@ def test_nothing_stays_registered(con: duckdb.DuckDBPyConnection) -> None:
             con, entity_table([(1, at(4))]), [ViewQuery("v", ("driver_id",), ("x",), "driver_rows")]
         )
     assert names() == before | {"driver_rows"}
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_full_ties_break_on_all_features_whichever_are_asked(
+    con: duckdb.DuckDBPyConnection, slow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Schema order (trips, rating) breaks the tie even when only rating is asked for: the
+    # row with trips 5 wins, as the online store (latest_per_key) chooses it.
+    import featurehub.offline.pit as pit
+
+    if slow:  # the exact range join, which the search sends late rows to
+        monkeypatch.setattr(pit, "_MAX_LATE", 0)
+    rows = [(1, at(1), at(1), 4, 9.0), (1, at(1), at(1), 5, 1.0), (1, at(1), at(1), None, 7.0)]
+    con.register("driver_rows", view_table(rows))
+    asked = ViewQuery(
+        "driver_stats", ("driver_id",), ("rating",), "driver_rows", tie_features=("trips", "rating")
+    )
+    entity = entity_table([(1, at(2)), (1, at(1, 30))])
+    result = point_in_time_join(con, entity, [asked], created_cutoff=not slow)
+    assert result.column("rating").to_pylist() == [1.0, 1.0]

@@ -110,7 +110,10 @@ def oracle_views(draw: st.DrawFn, max_views: int) -> list[OracleView]:
     for name in names:
         keys, features = VIEW_SHAPES[name]
         rows = draw(view_rows(name))
-        views.append(OracleView(name, tuple(keys), tuple(features), rows, draw(ttls)))
+        # Asked for: some of the features in any order; ties are broken by all of them in
+        # schema order all the same (what the online store does).
+        asked = draw(st.permutations(list(features)))[: draw(st.integers(1, len(features)))]
+        views.append(OracleView(name, tuple(keys), tuple(asked), rows, draw(ttls), tuple(features)))
     return views
 
 
@@ -183,7 +186,7 @@ def sparse_scenarios(
 def register(view: OracleView, how: str) -> tuple[str, list[str]]:
     """Put a view's rows in DuckDB; the relation text reads them as one table, a subquery, or
     a UNION ALL of two halves (like two files)."""
-    columns = (*view.join_keys, *FIXED, *view.features)
+    columns = (*view.join_keys, *FIXED, *view.columns)
     schema = pa.schema([(column, COLUMN_TYPES[column]) for column in columns])
     table = pa.Table.from_pylist(view.rows, schema=schema)
     half = table.num_rows // 2
@@ -219,7 +222,11 @@ def check_against_oracle(
         for view in views:
             relation, names = register(view, how)
             registered += names
-            queries.append(ViewQuery(view.name, view.join_keys, view.features, relation, view.ttl))
+            queries.append(
+                ViewQuery(
+                    view.name, view.join_keys, view.features, relation, view.ttl, view.tie_features
+                )
+            )
         result = point_in_time_join(
             CON,
             table,
