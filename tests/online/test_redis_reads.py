@@ -120,3 +120,26 @@ def test_reads_after_close_do_not_keep_connections(own_server: RedisServer) -> N
     with redis.Redis(port=own_server.port) as admin:
         time.sleep(0.05)
         assert admin.info("clients")["connected_clients"] == 1  # the admin connection alone
+
+
+def test_a_forked_child_opens_its_own_connections(own_server: RedisServer) -> None:
+    """Parent and child reading at once on one inherited socket would read each other's
+    answers; the child must drop the inherited pool instead."""
+    store = store_at(own_server.url)
+    store.write(VIEW, ROWS)
+    assert value_of(store, 1) == 10  # the parent's connection is now pooled
+    pid = os.fork()
+    if pid == 0:  # the child: any failure is its exit code
+        code = 1
+        try:
+            code = (
+                0 if all(value_of(store, 1 + i % 5) == 10 + i % 5 * 10 for i in range(300)) else 1
+            )
+        finally:
+            os._exit(code)
+    try:
+        assert all(value_of(store, 5 - i % 5) == 50 - i % 5 * 10 for i in range(300))
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.close()
