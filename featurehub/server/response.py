@@ -18,7 +18,7 @@ from featurehub.online.lookup import OnlineResponse
 from featurehub.server import schemas
 
 _CACHE_SIZE = 65_536
-_texts: dict[int, str] = {}
+_texts: dict[int | None, str] = {}  # None is never a key: get(None) is None
 
 
 def timestamp_text(micros: int) -> str:
@@ -42,9 +42,12 @@ def event_timestamps(response: OnlineResponse) -> dict[str, list[str | None]]:
     for name, micros in response.event_us.items():
         stamps = built.get(id(micros))
         if stamps is None:
-            stamps = built[id(micros)] = [
-                None if us is None else texts.get(us) or timestamp_text(us) for us in micros
-            ]
+            stamps = list(map(texts.get, micros))  # all cached: a C loop
+            if None in stamps:  # a value without a row, or not cached yet
+                stamps = [
+                    None if us is None else texts.get(us) or timestamp_text(us) for us in micros
+                ]
+            built[id(micros)] = stamps
         result[name] = stamps
     return result
 
