@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 
@@ -122,3 +123,39 @@ def test_write_failure_is_counted_not_fatal(
     log.log(served("a"))
     log.close()
     assert calls and log.dropped == 2
+
+
+def test_rows_read_as_orjson_writes_them(tmp_path: Path) -> None:
+    """Columns are turned into JSON text by Arrow kernels; the text is orjson's, value for
+    value, and lists shared by several features (one view's statuses) are read right."""
+    shared = ["present", "not_found", "expired"]
+    values: dict[str, list[object]] = {
+        "rate": [0.5, 100.0, float("nan")],
+        "count": [1, None, -(2**63)],
+        "flag": [True, False, None],
+        "zone": ['a,"b"', None, "é\n"],
+        "blob": [b"\x00", None, b"\xff"],
+    }
+    stamp = "2026-01-01T00:00:00Z"
+    request = ServedRequest(
+        "r1",
+        time.time(),
+        "svc",
+        {"driver_id": [1, 2, 3], "zone_id": ["x", "y,z", "w"]},
+        values,
+        {name: shared for name in values},
+        {name: [stamp, None, stamp] if name != "blob" else [None] * 3 for name in values},
+    )
+    ServingLog(tmp_path).commit([request])
+    rows = read_log(tmp_path)
+    assert [r["row"] for r in rows] == [0, 1, 2]
+    for index, row in enumerate(rows):
+        expected_values = {name: column[index] for name, column in values.items()}
+        as_served = orjson.dumps(expected_values, default=lambda b: base64.b64encode(b).decode())
+        assert row["feature_values"] == as_served.decode()
+        assert orjson.loads(row["statuses"]) == dict.fromkeys(values, shared[index])
+        assert orjson.loads(row["entity_keys"]) == {
+            "driver_id": index + 1,
+            "zone_id": ["x", "y,z", "w"][index],
+        }
+    assert orjson.loads(rows[1]["event_timestamps"]) == dict.fromkeys(values)
