@@ -36,8 +36,9 @@ from featurehub.offline.connection import duckdb_connection
 from featurehub.registry.offline_commits import OfflineCommit, OfflineCommitLog
 from featurehub.types import as_utc
 
-# Unreferenced commit folders younger than this may belong to a write still in flight.
-ORPHAN_GRACE_SECONDS = 3600.0
+# Unreferenced commit folders younger than this may belong to a write still in flight, and
+# commits superseded more recently may still be read by a job that listed their files.
+GRACE_SECONDS = 3600.0
 _EPOCH_DAY = date(1970, 1, 1)
 
 
@@ -132,10 +133,18 @@ class ParquetOfflineStore(OfflineStore):
         return "(" + " UNION ALL ".join(parts) + ")"
 
     def _collect_garbage(self, view: str) -> None:
-        """Remove folders of writes that died before publishing (after a grace period)."""
+        """Remove the folders of commits superseded more than a grace period ago (a reader
+        that listed their files before may still be reading them) and of writes that died
+        before publishing (older than the grace period: they may still be in flight)."""
         view_dir = self._view_dir(view)
+        cutoff = time.time() - GRACE_SECONDS
+        superseded = self._commits.superseded_before(
+            view, datetime.fromtimestamp(cutoff, timezone.utc)
+        )
+        self._commits.forget(view, superseded)  # first: a crash then leaves only an orphan
+        for relative in superseded:
+            shutil.rmtree(self.root / relative, ignore_errors=True)
         known = self._commits.known_paths(view)
-        cutoff = time.time() - ORPHAN_GRACE_SECONDS
         for folder in ("_staging", "commits"):
             for path in (view_dir / folder).glob("*"):
                 relative = str(path.relative_to(self.root))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePosixPath
 
 import sqlalchemy as sa
 
@@ -66,8 +67,9 @@ class OfflineCommitLog:
                     table.c.id < new_id,
                     table.c.interval_start >= commit.interval_start,
                     table.c.interval_end <= commit.interval_end,
+                    ~table.c.superseded,
                 )
-                .values(superseded=True)
+                .values(superseded=True, superseded_at=commit.committed_at)
             )
 
     def live(self, view: str) -> list[OfflineCommit]:
@@ -103,3 +105,30 @@ class OfflineCommitLog:
         )
         with self._engine.connect() as conn:
             return {row[0] for row in conn.execute(query)}
+
+    def superseded_before(self, view: str, moment: datetime) -> list[str]:
+        """Folders of the view's commits superseded before `moment`."""
+        table = offline_commits
+        query = sa.select(table.c.path).where(
+            table.c.project == self._project,
+            table.c.view == view,
+            table.c.superseded,
+            table.c.superseded_at < moment,
+        )
+        with self._engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    def forget(self, view: str, paths: list[str]) -> None:
+        """Drop superseded commits from the log (their folders are deleted next)."""
+        if not paths:
+            return
+        table = offline_commits
+        with self._engine.begin() as conn:
+            conn.execute(
+                table.delete().where(
+                    table.c.project == self._project,
+                    table.c.view == view,
+                    table.c.superseded,
+                    table.c.path.in_([str(PurePosixPath(path)) for path in paths]),
+                )
+            )

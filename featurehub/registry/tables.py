@@ -59,6 +59,8 @@ offline_commits = sa.Table(
     # True once later commits cover its whole interval: no row of it is visible any more.
     sa.Column("superseded", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
+    # When it became superseded; its files are deleted a grace period later.
+    sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_offline_commits_view", "project", "view", "id"),
 )
 

@@ -67,6 +67,33 @@ def test_rewriting_an_interval_replaces_it(store: FeatureStore) -> None:
     assert visible(store).num_rows == 0
 
 
+def test_superseded_commits_are_deleted_after_the_grace_period(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import featurehub.offline.parquet as parquet
+
+    view = store.get_feature_view("driver_stats")
+    rows = offline_rows(driver_table(10))
+    commits = store.config.offline_root / store.project / "driver_stats" / "commits"
+    first = store.offline_store.write(view, rows, BASE, BASE + timedelta(days=1))
+    store.offline_store.write(view, rows, BASE, BASE + timedelta(days=1))  # supersedes it
+    # Within the grace period a reader that listed the first commit's files may still read
+    # them: they stay.
+    store.offline_store.write(
+        view, rows.slice(0, 0), BASE + timedelta(days=1), BASE + timedelta(days=2)
+    )
+    assert (commits / first.commit_id).exists()
+    monkeypatch.setattr(parquet, "GRACE_SECONDS", -1.0)
+    third = store.offline_store.write(view, rows.slice(0, 3), BASE, BASE + timedelta(hours=5))
+    # The first commit is gone, folder and record; partly covered commits stay.
+    assert not (commits / first.commit_id).exists()
+    assert len(list(commits.iterdir())) == 3
+    assert (commits / third.commit_id).exists()
+    assert visible(store)["trips_today"].to_pylist() == [0, 1, 2, 5, 6, 7, 8, 9]
+    known = store.registry.offline_commits(store.project).known_paths("driver_stats")
+    assert len(known) == 3
+
+
 def test_rows_outside_the_interval_are_refused(store: FeatureStore) -> None:
     view = store.get_feature_view("driver_stats")
     with pytest.raises(OfflineWriteError, match="fall outside the written interval"):
