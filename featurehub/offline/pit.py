@@ -579,13 +579,7 @@ def _fetch_slow(
         conditions.append(f"epoch_us({created}) <= q.{_TIME}")
     if view.ttl is not None:
         conditions.append(f"epoch_us({event}) > q.{_TIME} - {_micros(view.ttl)}")
-    with registry.temporary("slow", queries) as name:
-        return registry.arrow(
-            f"SELECT q.{_GROUP}, epoch_us({event}) AS {_EVENT}, epoch_us({created}) AS "
-            f"{_CREATED}, {_feature_list(view)} FROM {view.relation} AS f JOIN {name} AS q "
-            f"ON {' AND '.join(conditions)} QUALIFY row_number() OVER (PARTITION BY "
-            f"q.{_GROUP} ORDER BY {_winner_order(view, event, created, 'f')}) = 1"
-        )
+    return _best_per_group(registry, view, queries, conditions)
 
 
 def _fetch_ties(registry: _Registry, view: ViewQuery, keys: _KeyIndex, rows: pa.Table) -> pa.Table:
@@ -593,22 +587,28 @@ def _fetch_ties(registry: _Registry, view: ViewQuery, keys: _KeyIndex, rows: pa.
     best event time), when the tie features are not all fetched: their rows are read again
     with every tie feature and ranked by them."""
     event, created = f"f.{_quote(EVENT_TIMESTAMP)}", f"f.{_quote(CREATED_TIMESTAMP)}"
-    groups = rows.column(_GROUP).to_numpy()
-    pairs = _query_table(
-        keys,
-        groups,
-        **{
-            _EVENT: rows.column(_EVENT).to_numpy(),
-            _CREATED: rows.column(_CREATED).to_numpy(),
-        },
-    )
-    with registry.temporary("ties", pairs) as name:
+    times = {name: rows.column(name).to_numpy() for name in (_EVENT, _CREATED)}
+    queries = _query_table(keys, rows.column(_GROUP).to_numpy(), **times)
+    conditions = [
+        _keys_equal("f", "q", view.join_keys),
+        f"epoch_us({event}) = q.{_EVENT}",
+        f"epoch_us({created}) = q.{_CREATED}",
+    ]
+    return _best_per_group(registry, view, queries, conditions)
+
+
+def _best_per_group(
+    registry: _Registry, view: ViewQuery, queries: pa.Table, conditions: list[str]
+) -> pa.Table:
+    """(group, event, created, features...) of the best view row (by `_winner_order`) joining
+    each query group's row of `queries` (alias q) on `conditions` (the view is f)."""
+    event, created = f"f.{_quote(EVENT_TIMESTAMP)}", f"f.{_quote(CREATED_TIMESTAMP)}"
+    with registry.temporary("queries", queries) as name:
         return registry.arrow(
-            f"SELECT w.{_GROUP}, w.{_EVENT}, w.{_CREATED}, {_feature_list(view)} "
-            f"FROM {view.relation} AS f JOIN {name} AS w "
-            f"ON {_keys_equal('f', 'w', view.join_keys)} AND epoch_us({event}) = w.{_EVENT} "
-            f"AND epoch_us({created}) = w.{_CREATED} QUALIFY row_number() OVER (PARTITION BY "
-            f"w.{_GROUP} ORDER BY {_winner_order(view, event, created, 'f')}) = 1"
+            f"SELECT q.{_GROUP}, epoch_us({event}) AS {_EVENT}, epoch_us({created}) AS "
+            f"{_CREATED}, {_feature_list(view)} FROM {view.relation} AS f JOIN {name} AS q "
+            f"ON {' AND '.join(conditions)} QUALIFY row_number() OVER (PARTITION BY "
+            f"q.{_GROUP} ORDER BY {_winner_order(view, event, created, 'f')}) = 1"
         )
 
 
