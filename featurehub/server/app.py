@@ -36,7 +36,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from featurehub.config import ServerConfig
 from featurehub.errors import FeaturehubError
 from featurehub.feature_store import FeatureStore
-from featurehub.monitoring.serving_log import ServedRequest, ServingLog
+from featurehub.monitoring.log_format import ServedAnswer
+from featurehub.monitoring.serving_log import ServingLog
 from featurehub.online.base import OnlineStoreError
 from featurehub.online.lookup import lookup
 from featurehub.server import response as response_body
@@ -175,17 +176,7 @@ class Server:
                     metrics.expired.inc(expired)
         rate = self.sample_rates.get(label, self.default_rate)
         if rate >= 1.0 or (rate > 0.0 and random.random() < rate):
-            self.log.log(
-                ServedRequest(
-                    request_id,
-                    time.time(),
-                    resolved.service,
-                    response.keys,
-                    response.values,
-                    response.statuses,
-                    stamps,
-                )
-            )
+            self.log.log(ServedAnswer(request_id, time.time(), resolved.service, len(rows), body))
         metrics.observe("/v1/features", label, 200, time.perf_counter() - started)
         return 200, body, request_id
 

@@ -19,7 +19,7 @@ from featurehub import types
 from featurehub.definitions.catalog import Catalog
 from featurehub.definitions.feature_view import FeatureViewProjection
 from featurehub.feature_store import FeatureStore
-from featurehub.monitoring.serving_log import AD_HOC
+from featurehub.monitoring.log_format import AD_HOC
 from featurehub.server import schemas
 from featurehub.server.metrics import ServerMetrics
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
-import pytest
 from fastapi.testclient import TestClient
 
 from featurehub import FeatureStore
-from featurehub.monitoring import SCHEMA, ServedRequest, ServingLog
+from featurehub.monitoring import SCHEMA, LogWriter, ServedAnswer, ServingLog
 from featurehub.server import create_app
 from tests.server.conftest import server_config
 
@@ -25,15 +28,40 @@ def read_log(root: Path) -> list[dict[str, object]]:
     return relation.arrow().read_all().to_pylist()  # type: ignore[no-any-return]
 
 
-def served(request_id: str, service: str | None = "svc", rows: int = 2) -> ServedRequest:
-    return ServedRequest(
+def answer(
+    request_id: str,
+    service: str | None,
+    keys: dict[str, list[Any]],
+    features: dict[str, tuple[list[Any], list[str], list[Any]]],
+) -> ServedAnswer:
+    """What the server hands the log: its answer's body, here built from columns (feature ->
+    values, statuses, event timestamps)."""
+    body = {
+        "request_id": request_id,
+        "feature_service": service,
+        "keys": keys,
+        "features": {
+            name: {"values": values, "statuses": statuses, "event_timestamps": stamps}
+            for name, (values, statuses, stamps) in features.items()
+        },
+    }
+    rows = len(next(iter(keys.values())))
+    return ServedAnswer(request_id, time.time(), service, rows, orjson.dumps(body, default=b64))
+
+
+def b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+def served(request_id: str, service: str | None = "svc", rows: int = 2) -> ServedAnswer:
+    return answer(
         request_id,
-        time.time(),
         service,
         {"driver_id": list(range(rows))},
-        {"conv_rate": [0.5] * rows, "blob": [b"\x00\x01"] * rows},
-        {"conv_rate": ["present"] * rows, "blob": ["not_found"] * rows},
-        {"conv_rate": [None] * rows, "blob": [None] * rows},
+        {
+            "conv_rate": ([0.5] * rows, ["present"] * rows, [None] * rows),
+            "blob": ([b"\x00\x01"] * rows, ["not_found"] * rows, [None] * rows),
+        },
     )
 
 
@@ -72,10 +100,10 @@ def test_server_logs_what_it_served(served_store: FeatureStore, log_root: Path) 
 
 
 def test_schema_is_stable_and_staging_invisible(tmp_path: Path) -> None:
-    log = ServingLog(tmp_path)
+    writer = LogWriter(tmp_path)
     (tmp_path / "_staging").mkdir()
     (tmp_path / "_staging" / "crashed.parquet.tmp").write_bytes(b"half a file")
-    files = log.commit([served("a"), served("b", None, 1)])
+    files = writer.commit([served("a"), served("b", None, 1)])
     assert len(files) == 2
     for file in files:
         assert duckdb.sql(f"DESCRIBE SELECT * FROM '{file}'").fetchall()[0][0] == "request_id"
@@ -108,26 +136,60 @@ def test_close_loses_nothing_queued(tmp_path: Path) -> None:
     assert log.written == 5_000 and log.dropped == 0
 
 
-def test_write_failure_is_counted_not_fatal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    log = ServingLog(tmp_path, flush_seconds=0.05)
-    calls = []
-
-    def fail(requests: object) -> None:
-        calls.append(1)
-        raise OSError("disk full")
-
-    monkeypatch.setattr(log, "write", fail)
+def test_write_failure_is_counted_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    dropped: list[int] = []
+    log = ServingLog(tmp_path / "a_file" / "logs", flush_seconds=0.05, on_dropped=dropped.append)
     log.start()
     log.log(served("a"))
+    wait_for(lambda: log.dropped == 2)  # the writer could not write it, and carries on
+    log.log(served("b", rows=3))
     log.close()
-    assert calls and log.dropped == 2
+    assert log.dropped == 5 and sum(dropped) == 5 and log.written == 0
+    assert log.writer_starts == 1
+
+
+def test_writer_death_is_counted_and_the_writer_restarted(tmp_path: Path) -> None:
+    log = ServingLog(tmp_path, batch_rows=1_000_000, flush_seconds=3600)
+    log.start()
+    for index in range(10):
+        log.log(served(f"lost{index}"))
+    wait_for(lambda: log.queued == 0 and log.writer_pid is not None)
+    pid = log.writer_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: log.dropped == 20)  # what it had not committed
+    wait_for(lambda: log.writer_starts == 2)
+    for index in range(5):
+        log.log(served(f"kept{index}"))
+    log.close()
+    assert log.dropped == 20 and log.written == 10
+    assert {r["request_id"] for r in read_log(tmp_path)} == {f"kept{i}" for i in range(5)}
+
+
+def test_unreadable_answer_is_dropped_alone(tmp_path: Path) -> None:
+    log = ServingLog(tmp_path)
+    log.start()
+    log.log(served("a"))
+    log.log(ServedAnswer("odd", time.time(), "svc", 3, b"not the API's answer"))
+    log.log(served("b"))
+    log.close()
+    assert log.dropped == 3 and log.written == 4
+    assert {r["request_id"] for r in read_log(tmp_path)} == {"a", "b"}
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll `condition` until it holds (the writer is another process); fail after a minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.01)
 
 
 def test_rows_read_as_orjson_writes_them(tmp_path: Path) -> None:
     """Columns are turned into JSON text by Arrow kernels; the text is orjson's, value for
-    value, and lists shared by several features (one view's statuses) are read right."""
+    value (as the server answered it), and lists shared by several features (one view's
+    statuses) are read right."""
     shared = ["present", "not_found", "expired"]
     values: dict[str, list[object]] = {
         "rate": [0.5, 100.0, float("nan")],
@@ -137,16 +199,16 @@ def test_rows_read_as_orjson_writes_them(tmp_path: Path) -> None:
         "blob": [b"\x00", None, b"\xff"],
     }
     stamp = "2026-01-01T00:00:00Z"
-    request = ServedRequest(
+    request = answer(
         "r1",
-        time.time(),
         "svc",
         {"driver_id": [1, 2, 3], "zone_id": ["x", "y,z", "w"]},
-        values,
-        {name: shared for name in values},
-        {name: [stamp, None, stamp] if name != "blob" else [None] * 3 for name in values},
+        {
+            name: (column, shared, [stamp, None, stamp] if name != "blob" else [None] * 3)
+            for name, column in values.items()
+        },
     )
-    ServingLog(tmp_path).commit([request])
+    LogWriter(tmp_path).commit([request])
     rows = read_log(tmp_path)
     assert [r["row"] for r in rows] == [0, 1, 2]
     for index, row in enumerate(rows):
