@@ -1,6 +1,6 @@
 """The serving log's writer: converts served requests to Arrow and commits Parquet files.
 
-It runs in a process of its own (`run`, started by `ServingLog` with the spawn context), so
+It runs in a process of its own (`run`, started by `ServingLog`), so
 that its Python work (tens of microseconds per request) holds that process's GIL, not the
 server's. `LogWriter` alone also commits in the calling process (`commit`), for tests and
 tools.
@@ -190,6 +190,13 @@ def run(connection: Connection, root: str, batch_rows: int, flush_seconds: float
     connection.close()
     gc.unfreeze()  # let the interpreter's exit free everything (extensions check for leaks)
     gc.enable()
+
+
+def main(arguments: list[str]) -> None:
+    """`run` in a process started by `ServingLog`: pipe descriptor, root, batch rows, flush
+    seconds."""
+    descriptor, root, batch_rows, flush_seconds = arguments
+    run(Connection(int(descriptor)), root, int(batch_rows), float(flush_seconds))
 
 
 def _lowest_priority() -> None:

@@ -2,7 +2,7 @@
 
 The request path only appends the answer it sent (`ServedAnswer`: ids and the body's bytes)
 to a bounded queue (`ServingLog.log`). A thread of the server drains it every 50 ms and hands
-what it took to a writer process (`log_writer.run`, started with the spawn context) over a
+what it took to a writer process (`log_writer.run`, a fresh interpreter) over a
 pipe: one pickle and one write per 64 answers, a microsecond or two per request. The writer
 decodes the bodies, converts them to Arrow and commits one Parquet file per (feature
 service, date) every `batch_rows` rows or `flush_seconds`. That work (~70 us per request, in
@@ -26,18 +26,19 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
-import multiprocessing
-import multiprocessing.util  # its exit handler must be registered before ours (see `start`)
 import pickle
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from multiprocessing.process import BaseProcess
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-from featurehub.monitoring import log_writer
 from featurehub.monitoring.log_format import ServedAnswer
 
 log = logging.getLogger(__name__)
@@ -46,26 +47,46 @@ SEND_ANSWERS = 64
 """Answers per message to the writer: one pickle (a copy of their bodies, under the GIL) and
 one write to the pipe (which lets the GIL go)."""
 
+_WRITER_MAIN = (
+    "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
+    "from featurehub.monitoring.log_writer import main; main(sys.argv[2:])"
+)
+
 RESTART_SECONDS = 1.0
 """Least time between two starts of the writer process, should it keep dying."""
 
 
 class _Writer:
-    """One writer process, its pipe, and the rows sent to it not yet reported back."""
+    """One writer process, its pipe, and the rows sent to it not yet reported back.
+
+    A fresh interpreter (`python -c`, fork and exec in C): nothing of the server runs in it,
+    not even its main module, which multiprocessing's spawn would import again (and a
+    script calling `uvicorn.run(app)` without a main guard would start a second server).
+    """
 
     def __init__(self, root: Path, batch_rows: int, flush_seconds: float) -> None:
-        context = multiprocessing.get_context("spawn")  # never fork a server's sockets
-        self.connection, theirs = context.Pipe()
-        self.process: BaseProcess = context.Process(
-            target=log_writer.run,
-            args=(theirs, str(root), batch_rows, flush_seconds),
-            name="featurehub-serving-log",
-            daemon=True,
+        ours, theirs = socket.socketpair()
+        arguments = [json.dumps(sys.path), str(theirs.fileno()), str(root), str(batch_rows)]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WRITER_MAIN, *arguments, repr(flush_seconds)],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
         )
-        self.process.start()
         theirs.close()
+        self.connection = Connection(ours.detach())
         self.unreported = 0
         self.ended = False
+
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, seconds: float) -> bool:
+        """Whether the process exited within `seconds`."""
+        try:
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def send(self, message: bytes, rows: int) -> None:
         self.unreported += rows  # lost with the process if it dies, even while sending
@@ -129,9 +150,7 @@ class ServingLog:
                 target=self._run, name="featurehub-serving-log", daemon=True
             )
             self._thread.start()
-            # A process that exits without `close` still commits what it logged: exit
-            # handlers run last registered first, so before multiprocessing's, which would
-            # terminate the writer (it ignores SIGTERM) and wait for it forever.
+            # A process that exits without `close` still commits what it logged.
             atexit.register(self.close)
 
     def log(self, answer: ServedAnswer) -> bool:
@@ -225,7 +244,7 @@ class ServingLog:
                     continue
                 writer.send(message, rows)
         self._count(writer)
-        if writer.process.exitcode is None and not writer.ended:
+        if writer.exitcode() is None and not writer.ended:
             return True
         self._lost(writer, "exited")
         return False
@@ -236,15 +255,14 @@ class ServingLog:
         self._drop(dropped)
 
     def _lost(self, writer: _Writer, why: str) -> None:
-        writer.process.join(1)
-        if writer.process.is_alive():
+        if not writer.wait(1):
             writer.process.kill()
-            writer.process.join(1)
+            writer.wait(1)
         log.error(
             "serving log: the writer process %s (exit code %s); the %d records it had not "
             "committed are dropped",
             why,
-            writer.process.exitcode,
+            writer.exitcode(),
             writer.unreported,
         )
         self._drop(writer.unreported)
@@ -268,8 +286,8 @@ class ServingLog:
         while not writer.ended and time.monotonic() < deadline:
             writer.connection.poll(min(0.1, max(0.0, deadline - time.monotonic())))
             self._count(writer)
-        writer.process.join(max(0.0, deadline - time.monotonic()))
-        if writer.unreported or writer.process.exitcode != 0:
+        writer.wait(max(0.0, deadline - time.monotonic()))
+        if writer.unreported or writer.exitcode() != 0:
             self._lost(writer, "did not finish in time or failed while closing")
         else:
             writer.connection.close()
