@@ -1,5 +1,7 @@
 """featurehub: a feature store that proves training/serving consistency."""
 
+from typing import TYPE_CHECKING, Any
+
 from featurehub.definitions import (
     CsvSource,
     Entity,
@@ -9,7 +11,9 @@ from featurehub.definitions import (
     ParquetSource,
     SqlSource,
 )
-from featurehub.feature_store import FeatureStore
+
+if TYPE_CHECKING:
+    from featurehub.feature_store import FeatureStore
 
 __version__ = "0.1.0"
 
@@ -24,3 +28,14 @@ __all__ = [
     "SqlSource",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`FeatureStore` is imported on first use: it pulls in DuckDB, SQLAlchemy and pandas,
+    which processes that import only a part of featurehub (the serving log's writer, a
+    feature repo's definitions) do not need."""
+    if name == "FeatureStore":
+        from featurehub.feature_store import FeatureStore
+
+        return FeatureStore
+    raise AttributeError(f"module 'featurehub' has no attribute {name!r}")
