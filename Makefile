@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 REPO := feature_repo
 ROWS ?= 20000
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench feast-venv clean
 
 install: $(STAMP)
 
@@ -40,12 +40,23 @@ format: install
 	$(BIN)/ruff check --fix .
 
 # Every benchmark; each writes its figures to stdout (BENCHMARKS.md records the latest).
-# FEAST=--feast also runs Feast 0.67 on the same data (bench/.venv-feast, see bench/feast_peer.py).
-bench: install
+# FEAST=--feast also runs Feast 0.67 on the same data, in its own venv (bench/.venv-feast).
+# bench_server.py drives the server with wrk, installed here when apt-get can; without it a
+# slower Python load generator is used (and says so).
+bench: install $(if $(FEAST),feast-venv)
+	command -v wrk >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -qq wrk) \
+		|| echo "wrk not installed: bench_server.py falls back to a Python load generator"
 	$(BIN)/python bench/bench_pit.py $(FEAST)
 	$(BIN)/python bench/bench_online.py $(FEAST)
 	$(BIN)/python bench/bench_materialize.py $(FEAST)
-	$(BIN)/python bench/bench_server.py --baseline
+	$(BIN)/python bench/bench_server.py --baseline $(FEAST)
+
+feast-venv: bench/.venv-feast/.installed
+
+bench/.venv-feast/.installed:
+	test -d bench/.venv-feast || $(PYTHON) -m venv bench/.venv-feast
+	bench/.venv-feast/bin/pip install --quiet 'feast[redis,duckdb]==0.67.0'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(REPO)/data
