@@ -28,7 +28,6 @@ featurehub / Feast for p50 latencies (time); below 1 means featurehub is better.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import platform
 import random
@@ -60,7 +59,7 @@ from featurehub.online.lookup import lookup
 from tests.redis_server import RedisServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from feast_peer import check_venv, run_peer
+from feast_peer import check_venv, latencies_us, run_peer
 
 START_US = 1_700_000_000 * 1_000_000
 TABLES = ((0, 1), (3_600_000_000, 2))  # (time shift in us, seed): the rewrite is 1 h newer
@@ -94,23 +93,6 @@ def make_table(view: FeatureView, entities: int, shift_us: int, seed: int) -> pa
         else:
             columns[field.name] = pa.array(rng.integers(0, 1_000_000, entities))
     return pa.table(columns, schema=offline_schema(view))
-
-
-def latencies_us(call: Callable[[], object], iterations: int) -> tuple[float, float]:
-    """p50 and p99 of `call` in microseconds, after a warm-up; GC off while timing."""
-    for _ in range(min(200, iterations)):
-        call()
-    samples = []
-    gc.disable()
-    try:
-        for _ in range(iterations):
-            started = time.perf_counter_ns()
-            call()
-            samples.append(time.perf_counter_ns() - started)
-    finally:
-        gc.enable()
-    samples.sort()
-    return samples[len(samples) // 2] / 1000, samples[int(len(samples) * 0.99)] / 1000
 
 
 def measure(

@@ -214,7 +214,8 @@ def pit(args: argparse.Namespace) -> dict:
 
 
 def latencies_us(call: Callable[[], object], iterations: int) -> tuple[float, float]:
-    """p50 and p99 in microseconds after a warm-up, GC off while timing (as bench_online)."""
+    """p50 and p99 in microseconds after a warm-up, GC off while timing (bench_online uses it
+    too, so both stores are timed the same way)."""
     for _ in range(min(200, iterations)):
         call()
     samples = []

@@ -243,14 +243,6 @@ def to_tables(requests: Sequence[ServedRequest]) -> dict[Group, pa.Table]:
     }
 
 
-def to_table(requests: Sequence[ServedRequest]) -> pa.Table:
-    """All of `requests` as one table in the log's SCHEMA (any order of groups)."""
-    tables = list(to_tables(requests).values())
-    if not tables:
-        return SCHEMA.empty_table()
-    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-
-
 _PLAIN = frozenset({int, float, bool, type(None)})
 _TEXT = frozenset({str, type(None)})
 

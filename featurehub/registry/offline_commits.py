@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
 
 import sqlalchemy as sa
 
@@ -129,6 +128,6 @@ class OfflineCommitLog:
                     table.c.project == self._project,
                     table.c.view == view,
                     table.c.superseded,
-                    table.c.path.in_([str(PurePosixPath(path)) for path in paths]),
+                    table.c.path.in_(paths),
                 )
             )
