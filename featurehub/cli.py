@@ -255,6 +255,21 @@ VIEWS_OPTION = typer.Option([], "--views", "-v", help="Only these views (repeata
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary for schedulers.")
 
 
+def _result_summary(result: MaterializationResult) -> dict[str, Any]:
+    return {
+        "view": result.view,
+        "window": result.window,
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "as_of": result.as_of.isoformat() if result.as_of else None,
+        "rows_read": result.rows_read,
+        "rows_written": result.rows_written,
+        "online_rows_written": result.online_rows_written,
+        "rows_pending": result.rows_pending,
+        "rows_skipped": result.rows_skipped,
+    }
+
+
 def _materialize_with_progress(
     run: Callable[[ProgressCallback | None], list[MaterializationResult]], as_json: bool
 ) -> None:
@@ -268,17 +283,7 @@ def _materialize_with_progress(
         except FeaturehubError as exc:
             _fail(str(exc))
         summary: dict[str, Any] = {
-            "results": [
-                {
-                    "view": r.view,
-                    "start": r.start.isoformat(),
-                    "end": r.end.isoformat(),
-                    "rows_read": r.rows_read,
-                    "rows_written": r.rows_written,
-                    "online_rows_written": r.online_rows_written,
-                }
-                for r in results
-            ],
+            "results": [_result_summary(r) for r in results],
             "failures": failed.failures if failed else {},
         }
         print(json.dumps(summary, indent=2))
@@ -290,7 +295,10 @@ def _materialize_with_progress(
         bars: dict[str, TaskID] = {}
 
         def on_progress(task: MaterializationTask, phase: str) -> None:
-            label = f"{task.view.name} {task.start:%Y-%m-%d %H:%M} .. {task.end:%Y-%m-%d %H:%M}"
+            what = "arrived " if task.window == "arrival" else ""
+            label = (
+                f"{task.view.name} {what}{task.start:%Y-%m-%d %H:%M} .. {task.end:%Y-%m-%d %H:%M}"
+            )
             if phase == "started":
                 bars[task.view.name] = progress.add_task(label, total=1)
             else:
@@ -306,10 +314,18 @@ def _materialize_with_progress(
     if not results and not failed:
         console.print("Nothing to materialize: every view is up to date.")
     for result in results:
-        console.print(
+        line = (
             f"[bold]{result.view}[/]: {result.rows_read:,} rows read, "
             f"{result.rows_written:,} offline, {result.online_rows_written:,} online"
         )
+        if result.rows_pending:
+            line += (
+                f"; {result.rows_pending:,} not visible yet (stamped or written after "
+                f"{result.as_of:%Y-%m-%d %H:%M:%S} UTC: an incremental run takes them when due)"
+            )
+        if result.rows_skipped:
+            line += f"; [yellow]{result.rows_skipped:,} source rows have no event timestamp[/]"
+        console.print(line)
     if failed:
         _fail(str(failed))
 
@@ -317,19 +333,46 @@ def _materialize_with_progress(
 @app.command()
 def materialize(
     ctx: typer.Context,
-    start: str = typer.Argument(
-        ..., help="Start of event time, inclusive (ISO 8601, UTC if naive)."
+    start: str | None = typer.Argument(
+        None, help="Start of event time, inclusive (ISO 8601, UTC if naive)."
     ),
-    end: str = typer.Argument(..., help="End of event time, exclusive (ISO 8601, UTC if naive)."),
+    end: str | None = typer.Argument(
+        None, help="End of event time, exclusive (ISO 8601, UTC if naive)."
+    ),
     views: list[str] = VIEWS_OPTION,
     engine: str | None = ENGINE_OPTION,
+    offline_only: bool = typer.Option(
+        False, "--offline-only", help="Write the offline store only (the online store lags)."
+    ),
+    online_only: bool = typer.Option(
+        False,
+        "--online-only",
+        help="Rebuild the online store from the offline store (no START END, no source read).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Compute feature rows with event time in [START, END) into the stores."""
+    """Backfill: feature rows with event time in [START, END) into the stores.
+
+    Rows are taken as they are known now: rows stamped or written after now are left for
+    `materialize-incremental` to take when they are due. The watermark does not move.
+    """
     store = _store(ctx)
+    if offline_only and online_only:
+        _fail("--offline-only and --online-only exclude each other: choose one")
+    if online_only:
+        if start is not None:
+            _fail("--online-only rebuilds from the offline store as it is: drop START and END")
+        _materialize_with_progress(
+            lambda cb: store.rebuild_online(views or None, on_progress=cb), as_json
+        )
+        return
+    if start is None or end is None:
+        _fail("materialize needs START and END (or --online-only); e.g. 2026-11-01 2026-12-01")
     begin, finish = _parse_time(start, "START"), _parse_time(end, "END")
     _materialize_with_progress(
-        lambda cb: store.materialize(begin, finish, views or None, engine=engine, on_progress=cb),
+        lambda cb: store.materialize(
+            begin, finish, views or None, engine=engine, on_progress=cb, online=not offline_only
+        ),
         as_json,
     )
 
@@ -337,14 +380,17 @@ def materialize(
 @app.command("materialize-incremental")
 def materialize_incremental(
     ctx: typer.Context,
-    end: str = typer.Argument(..., help="End of event time, exclusive (ISO 8601, UTC if naive)."),
+    end: str | None = typer.Argument(
+        None, help="Take what arrived up to END (default and at most: now; ISO 8601, UTC)."
+    ),
     views: list[str] = VIEWS_OPTION,
     engine: str | None = ENGINE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Materialize each view from its watermark (its last successful run) up to END."""
+    """Take, per view, every row that arrived since its watermark: late rows, and rows
+    that became due, included (docs/offline-store.md)."""
     store = _store(ctx)
-    finish = _parse_time(end, "END")
+    finish = _parse_time(end, "END") if end is not None else None
     _materialize_with_progress(
         lambda cb: store.materialize_incremental(
             finish, views or None, engine=engine, on_progress=cb
@@ -376,7 +422,8 @@ def runs(
         )
         return
     table = Table(title=f"materialization runs of {store.project}")
-    for column in ("id", "view", "interval", "engine", "status", "rows", "seconds", "error"):
+    headers = ("id", "view", "kind", "window", "stores", "status", "rows", "seconds", "error")
+    for column in headers:
         table.add_column(column)
     colors = {"success": "green", "failed": "red", "running": "yellow"}
     for run in found:
@@ -384,14 +431,49 @@ def runs(
         table.add_row(
             str(run.id),
             run.view,
+            run.kind,
             f"{run.interval_start:%Y-%m-%d %H:%M} .. {run.interval_end:%Y-%m-%d %H:%M}",
-            run.engine,
+            run.targets,
             f"[{colors.get(run.status, 'white')}]{run.status}[/]",
             "" if run.rows_written is None else f"{run.rows_written:,}",
             "" if seconds is None else f"{seconds:.2f}",
             (run.error or "")[:80],
         )
     console.print(table)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Per view: its watermark, its last run, and whether the online store still holds
+    what was written to it. Exit 1 when a view's last run failed or its online data is lost."""
+    store = _store(ctx)
+    try:
+        report = store.status()
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps([asdict(v) for v in report], indent=2, default=str))
+    else:
+        table = Table(title=f"views of {store.project}")
+        for column in ("view", "watermark", "last run", "online", "problem"):
+            table.add_column(column)
+        for item in report:
+            last = (
+                f"{item.last_status} {item.last_run_at:%Y-%m-%d %H:%M}" if item.last_run_at else ""
+            )
+            table.add_row(
+                item.view,
+                f"{item.watermark:%Y-%m-%d %H:%M:%S}" if item.watermark else "never",
+                last,
+                item.online,
+                f"[red]{item.problem}[/]" if item.problem else "",
+            )
+        console.print(table)
+    if any(item.problem for item in report):
+        raise typer.Exit(1)
 
 
 @app.command()

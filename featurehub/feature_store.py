@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,8 +21,11 @@ from featurehub.definitions import Entity, FeatureService, FeatureView
 from featurehub.definitions.catalog import Catalog
 from featurehub.engines.base import Engine, MaterializationResult, MaterializationTask
 from featurehub.engines.local import LocalEngine
+from featurehub.engines.planning import backfill_tasks, incremental_tasks
+from featurehub.engines.rebuild import OfflineStoreEngine, rebuild_tasks
 from featurehub.engines.runner import ProgressCallback, run_tasks
 from featurehub.errors import FeaturehubError
+from featurehub.monitoring.status import ViewStatus, view_statuses
 from featurehub.offline.parquet import ParquetOfflineStore
 from featurehub.offline.retrieval import (
     EntityInput,
@@ -35,14 +38,12 @@ from featurehub.offline.source_reader import connect
 from featurehub.online.base import OnlineStore
 from featurehub.online.factory import online_store_for
 from featurehub.online.lookup import OnlineResponse, lookup
+from featurehub.online.markers import lost_views
 from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import validate_repo
-from featurehub.types import as_utc
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class FeatureStore:
@@ -153,35 +154,67 @@ class FeatureStore:
         *,
         engine: str | None = None,
         on_progress: ProgressCallback | None = None,
+        offline: bool = True,
+        online: bool = True,
+        as_of: datetime | None = None,
     ) -> list[MaterializationResult]:
-        """Compute the views' rows with event time in [start, end) into the stores.
+        """Backfill: the views' rows with event time in [start, end) into the stores.
 
-        Naive datetimes are UTC. Re-running an interval replaces what it stored before.
+        Naive datetimes are UTC. Only rows visible (event and created time passed) before
+        `as_of`, now by default, are taken; later ones are left for an incremental run to
+        take when they are due. Re-running an interval replaces what it stored before. The
+        watermark does not move. `offline=False`/`online=False` write one store only.
         """
-        start, end = as_utc(start), as_utc(end)
-        if end <= start:
-            raise FeaturehubError(f"materialize: END {end} must be after START {start}")
-        tasks = [MaterializationTask(view, start, end) for view in self._views(views)]
+        if not (offline or online):
+            raise FeaturehubError("materialize: write the offline store, the online one, or both")
+        tasks = backfill_tasks(
+            self._views(views), start, end, as_of=as_of, offline=offline, online=online
+        )
         return self._run(tasks, engine, on_progress)
 
     def materialize_incremental(
         self,
-        end: datetime,
+        end: datetime | None = None,
         views: Sequence[str] | None = None,
         *,
         engine: str | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> list[MaterializationResult]:
-        """Materialize each view from its watermark (the end of its last successful run) to
-        `end`. A view that never ran starts from the beginning of its source's time."""
-        end = as_utc(end)
+        """Take what arrived since each view's watermark, up to `end` (now by default, and
+        never later than now): late rows and rows that became due included. See
+        `featurehub.engines.planning` for the exact rule."""
         runs = self.registry.runs(self.project)
-        tasks = []
-        for view in self._views(views):
-            start = runs.watermark(view.name) or EPOCH
-            if start < end:
-                tasks.append(MaterializationTask(view, start, end))
-        return self._run(tasks, engine, on_progress)
+        return self._run(incremental_tasks(self._views(views), runs, end=end), engine, on_progress)
+
+    def rebuild_online(
+        self, views: Sequence[str] | None = None, *, on_progress: ProgressCallback | None = None
+    ) -> list[MaterializationResult]:
+        """Rewrite the online store from the offline store (the newest stored row per key),
+        reading no source: for an online store that lost its data."""
+        engine = OfflineStoreEngine(self.offline_store, self.online_store)
+        return run_tasks(
+            engine,
+            "offline-store",
+            self.registry.runs(self.project),
+            self.offline_store,
+            self.online_store,
+            rebuild_tasks(self._views(views)),
+            on_progress,
+        )
+
+    def lost_online_views(self) -> dict[str, str]:
+        """Views whose data the online store lost (see `featurehub.online.markers`), with
+        the command that rebuilds each; empty when the store holds what was written."""
+        expected = self.registry.runs(self.project).last_online_runs()
+        online = {view.name for view in self.list_feature_views() if view.online}
+        return lost_views(
+            {view: run for view, run in expected.items() if view in online}, self.online_store
+        )
+
+    def status(self) -> list[ViewStatus]:
+        """Every view's watermark, last run and online data, problems first."""
+        runs = self.registry.runs(self.project)
+        return view_statuses(self.list_feature_views(), runs, self.lost_online_views())
 
     def runs(self, view: str | None = None, limit: int = 50) -> list[Run]:
         """Recent materialization runs, newest first."""
@@ -214,7 +247,16 @@ class FeatureStore:
             )
         else:
             raise FeaturehubError(f"unknown engine {name!r}; use 'local' or 'spark'")
-        return run_tasks(engine, name, self.registry.runs(self.project), tasks, on_progress)
+        online = self.online_store if any(task.writes_online for task in tasks) else None
+        return run_tasks(
+            engine,
+            name,
+            self.registry.runs(self.project),
+            self.offline_store,
+            online,
+            tasks,
+            on_progress,
+        )
 
     # -- online: serving ---------------------------------------------------------------------------
 

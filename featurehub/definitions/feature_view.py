@@ -57,6 +57,10 @@ class FeatureView:
     `ttl` bounds how old a value may be and still be served (offline and online alike);
     None means values never expire. `schedule` is when materialization runs.
 
+    `lookback`, for a source without a created-timestamp column, is how late its rows may
+    land after their event time: an incremental run re-reads that much before its watermark
+    (a source with a created timestamp needs none: its arrival times say what is new).
+
     `transformation`, optional, is SQL in DuckDB's dialect over the table `source` (derived
     columns, filters, aggregations per entity and time bucket). It must output the join keys,
     the source's timestamp columns and the features. Both engines run it (Spark through a
@@ -74,6 +78,7 @@ class FeatureView:
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
     transformation: str | None = None
+    lookback: timedelta | None = None
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
@@ -118,6 +123,19 @@ class FeatureView:
             if self.ttl == timedelta(0):
                 object.__setattr__(self, "ttl", None)
         check_schedule(where, self.schedule)
+        if self.lookback is not None:
+            if not isinstance(self.lookback, timedelta) or self.lookback < timedelta(0):
+                raise DefinitionError(
+                    f"{where}: lookback must be a non-negative datetime.timedelta, or None"
+                )
+            if self.source.created_timestamp_field:
+                raise DefinitionError(
+                    f"{where}: lookback is for sources without a created timestamp; "
+                    f"{self.source.name!r} has {self.source.created_timestamp_field!r}, which "
+                    "already tells incremental runs which rows arrived late: remove lookback"
+                )
+            if self.lookback == timedelta(0):
+                object.__setattr__(self, "lookback", None)
         if self.transformation is not None and (
             not isinstance(self.transformation, str) or "source" not in self.transformation
         ):
@@ -158,7 +176,7 @@ class FeatureView:
         return FeatureViewProjection(self, selected)
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "name": self.name,
             "entities": [e.name for e in self.entities],
             "source": self.source.name,
@@ -171,12 +189,16 @@ class FeatureView:
             "description": self.description,
             "transformation": self.transformation,
         }
+        if self.lookback is not None:  # only when set: older registries have no such key
+            spec["lookback_seconds"] = self.lookback.total_seconds()
+        return spec
 
     @classmethod
     def from_spec(
         cls, spec: dict[str, Any], entities: dict[str, Entity], sources: dict[str, DataSource]
     ) -> FeatureView:
         ttl = spec.get("ttl_seconds")
+        lookback = spec.get("lookback_seconds")
         return cls(
             name=spec["name"],
             source=sources[spec["source"]],
@@ -189,6 +211,7 @@ class FeatureView:
             tags=dict(spec.get("tags", {})),
             description=spec.get("description", ""),
             transformation=spec.get("transformation"),
+            lookback=timedelta(seconds=lookback) if lookback is not None else None,
         )
 
 

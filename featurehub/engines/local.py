@@ -13,9 +13,12 @@ from featurehub.engines.base import (
     Engine,
     MaterializationResult,
     MaterializationTask,
+    StagedRun,
     latest_per_key,
+    selection_sql,
 )
-from featurehub.offline.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP, OfflineStore
+from featurehub.offline.base import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from featurehub.offline.parquet import ParquetOfflineStore
 from featurehub.offline.source_reader import connect, view_relation_sql
 from featurehub.online.base import OnlineStore
 
@@ -24,8 +27,9 @@ def _literal(moment: datetime) -> str:
     return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).isoformat()}'"
 
 
-def source_query(view: FeatureView, repo_path: Path, start: datetime, end: datetime) -> str:
-    """SQL selecting the view's normalized rows with event time in [start, end).
+def normalized_query(view: FeatureView, repo_path: Path) -> str:
+    """SQL of the view's source rows in the offline shape: keys, event_timestamp,
+    created_timestamp, features; rows with a null join key dropped (no read can ask for them).
 
     A source without a created timestamp column gets created = event time: the value was
     known when it happened, so it is visible from then on.
@@ -43,42 +47,63 @@ def source_query(view: FeatureView, repo_path: Path, start: datetime, end: datet
     keys_present = " AND ".join(f'"{key}" IS NOT NULL' for key in view.join_keys)
     return (
         f"SELECT {', '.join(columns)} FROM {view_relation_sql(view, repo_path)} AS source "
-        f"WHERE {ts} >= {_literal(start)} AND {ts} < {_literal(end)} AND {keys_present}"
+        f"WHERE {keys_present}"
     )
 
 
 class LocalEngine(Engine):
-    """Reads the source with DuckDB, writes every row to the offline store and the newest
-    row per entity to the online store (when the view is online)."""
+    """Reads the source with DuckDB, stages the task's rows in the offline store and writes
+    the newest row per entity to the online store (when the task and the view are online)."""
 
-    def __init__(self, repo_path: Path, offline: OfflineStore, online: OnlineStore | None) -> None:
+    def __init__(
+        self, repo_path: Path, offline: ParquetOfflineStore, online: OnlineStore | None
+    ) -> None:
         self.repo_path = repo_path
         self.offline = offline
         self.online = online
 
-    def materialize(self, task: MaterializationTask) -> MaterializationResult:
+    def materialize(self, task: MaterializationTask) -> StagedRun:
+        taken, pending = selection_sql(task, _literal)
+        rows = normalized_query(task.view, self.repo_path)
         con = connect(self.repo_path)
         try:
-            table = con.sql(
-                source_query(task.view, self.repo_path, task.start, task.end)
-            ).to_arrow_table()
+            table = con.sql(f"SELECT * FROM ({rows}) WHERE {taken}").to_arrow_table()
+            [(rows_pending, rows_skipped)] = con.sql(
+                f"SELECT count(*) FILTER (WHERE {pending}), "
+                f"count(*) FILTER (WHERE {EVENT_TIMESTAMP} IS NULL) FROM ({rows})"
+            ).fetchall()
         finally:
             con.close()
-        online = self.online if task.view.online and table.num_rows else None
-        # The online write runs beside the offline one: they share no state, and one waits on
-        # Redis while the other encodes Parquet or waits on the disk. A run that fails in
-        # either store is recorded as failed and re-run whole; both writes are idempotent.
+        online = self.online if task.writes_online and table.num_rows else None
+        staging = None
+        # The online write runs beside the offline staging: they share no state, and one
+        # waits on Redis while the other encodes Parquet or waits on the disk. Nothing is
+        # visible offline until the runner publishes the staged rows.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-write") as pool:
             online_rows = pool.submit(_write_online, online, task.view, table)
-            written = self.offline.write(task.view, table, task.start, task.end)
-            return MaterializationResult(
-                task.view.name,
-                task.start,
-                task.end,
-                table.num_rows,
-                written.rows,
-                online_rows.result(),
-            )
+            try:
+                if task.offline:
+                    staging = self.offline.stage_rows(
+                        task.view, table, task.start, task.end, mode=task.mode
+                    )
+                written = online_rows.result()
+            except BaseException:
+                if staging is not None:
+                    self.offline.discard(staging)
+                raise
+        result = MaterializationResult(
+            task.view.name,
+            task.start,
+            task.end,
+            rows_read=table.num_rows,
+            rows_written=table.num_rows if task.offline else 0,
+            online_rows_written=written,
+            rows_pending=int(rows_pending),
+            rows_skipped=int(rows_skipped),
+            as_of=task.as_of,
+            window=task.window,
+        )
+        return StagedRun(result, staging)
 
 
 def _write_online(online: OnlineStore | None, view: FeatureView, table: pa.Table) -> int:

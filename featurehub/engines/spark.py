@@ -1,8 +1,9 @@
 """The Spark engine: PySpark on any master (local[*], a standalone cluster, ...).
 
-It reads the source, normalizes rows exactly as the local engine does, and writes the
-offline store's staging folder from the executors, then publishes it through the same
-commit protocol. Online rows are written from the executors too, partition by partition.
+It reads the source, normalizes rows and takes the task's rows exactly as the local engine
+does (`selection_sql`), and writes the offline store's staging folder from the executors;
+the runner publishes it through the same commit protocol. Online rows are written from the
+executors too, partition by partition.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from featurehub.engines.base import (
     Engine,
     MaterializationResult,
     MaterializationTask,
+    StagedRun,
     latest_per_key,
+    selection_sql,
 )
 from featurehub.engines.spark_sql import duckdb_to_spark
 from featurehub.errors import FeaturehubError
@@ -147,9 +150,10 @@ def read_source(spark: SparkSession, view: FeatureView, repo_path: Path) -> Data
     raise FeaturehubError(f"source {source.name!r}: the Spark engine cannot read {source.kind}")
 
 
-def normalize(frame: DataFrame, view: FeatureView, start: datetime, end: datetime) -> DataFrame:
-    """The view's rows in [start, end), in the offline schema: the same SQL as the local
-    engine (keys, event_timestamp, created_timestamp defaulting to event time, features)."""
+def normalize(frame: DataFrame, view: FeatureView) -> DataFrame:
+    """The view's rows in the offline schema: the same SQL as the local engine (keys,
+    event_timestamp, created_timestamp defaulting to event time, features), rows with a null
+    join key dropped."""
     from pyspark.sql import functions as F
 
     source = view.source
@@ -170,9 +174,7 @@ def normalize(frame: DataFrame, view: FeatureView, start: datetime, end: datetim
     selected = frame.select(
         *keys, ts.alias(EVENT_TIMESTAMP), created.alias(CREATED_TIMESTAMP), *features
     )
-    condition = F.expr(
-        f"{EVENT_TIMESTAMP} >= {_literal(start)} AND {EVENT_TIMESTAMP} < {_literal(end)}"
-    )
+    condition = F.lit(True)
     for key in view.join_keys:
         condition = condition & F.col(f"`{key}`").isNotNull()
     return selected.where(condition)
@@ -215,14 +217,57 @@ class SparkEngine(Engine):
         self.online = online
         self.project = project
 
-    def materialize(self, task: MaterializationTask) -> MaterializationResult:
+    def materialize(self, task: MaterializationTask) -> StagedRun:
         from pyspark.sql import functions as F
 
         spark = spark_session(self.config)
-        rows = normalize(
-            read_view_rows(spark, task.view, self.repo_path), task.view, task.start, task.end
+        normalized = normalize(read_view_rows(spark, task.view, self.repo_path), task.view)
+        taken, pending = selection_sql(task, _literal)
+        rows = normalized.where(F.expr(taken))
+        [counts] = normalized.agg(
+            F.count(F.when(F.expr(pending), 1)).alias("pending"),
+            F.count(F.when(F.col(EVENT_TIMESTAMP).isNull(), 1)).alias("skipped"),
+        ).collect()
+        staging = self.offline.stage(task.view) if task.offline else None
+        try:
+            if staging is not None:
+                self._write_offline(rows, staging, task)
+                read = self.offline.staged_rows(staging)
+            else:
+                read = rows.count()
+            online_rows = 0
+            if self.online is not None and task.writes_online and read:
+                keys = [F.col(f"`{key}`") for key in task.view.join_keys]
+                counted = (
+                    rows.repartition(*keys)
+                    .mapInArrow(
+                        _online_writer(self.online, self.project, task.view), "written long"
+                    )
+                    .collect()
+                )
+                online_rows = sum(row["written"] for row in counted)
+        except BaseException:
+            if staging is not None:
+                self.offline.discard(staging)
+            raise
+        result = MaterializationResult(
+            task.view.name,
+            task.start,
+            task.end,
+            rows_read=read,
+            rows_written=read if task.offline else 0,
+            online_rows_written=online_rows,
+            rows_pending=int(counts["pending"]),
+            rows_skipped=int(counts["skipped"]),
+            as_of=task.as_of,
+            window=task.window,
         )
-        staging = self.offline.stage(task.view)
+        return StagedRun(result, staging)
+
+    def _write_offline(self, rows: DataFrame, staging: Path, task: MaterializationTask) -> None:
+        """The rows into the staging folder as date=YYYY-MM-DD/*.parquet, from the executors."""
+        from pyspark.sql import functions as F
+
         try:
             (
                 rows.withColumn("date", F.date_format(EVENT_TIMESTAMP, "yyyy-MM-dd"))
@@ -231,26 +276,12 @@ class SparkEngine(Engine):
                 .parquet(str(staging))
             )
         except Exception as exc:
-            shutil.rmtree(staging, ignore_errors=True)
             raise FeaturehubError(
                 f"Spark failed to write view {task.view.name!r}: {_short(exc)}"
             ) from exc
         for leftover in staging.rglob("*"):
             if leftover.is_file() and not leftover.name.endswith(".parquet"):
                 leftover.unlink()  # _SUCCESS markers and .crc checksums
-        written = self.offline.publish(task.view, staging, task.start, task.end)
-        online_rows = 0
-        if self.online is not None and task.view.online and written.rows:
-            keys = [F.col(f"`{key}`") for key in task.view.join_keys]
-            counts = (
-                rows.repartition(*keys)
-                .mapInArrow(_online_writer(self.online, self.project, task.view), "written long")
-                .collect()
-            )
-            online_rows = sum(row["written"] for row in counts)
-        return MaterializationResult(
-            task.view.name, task.start, task.end, written.rows, written.rows, online_rows
-        )
 
 
 def _short(exc: Any) -> str:

@@ -6,8 +6,14 @@ by event date. A write goes to <view>/_staging/<commit_id>/ first, is renamed in
 the commit. A process killed at any point leaves at most an unreferenced folder, which the
 next write of the view removes.
 
-Reading applies the replace rule: a row of commit i is visible unless a later commit's
-interval contains its event time.
+A commit either replaces an event-time interval (a backfill, or an incremental run of a
+source without created timestamps) or appends the rows that arrived in a window (an
+incremental run: late rows have old event times). Every commit holds rows as of a moment
+`as_of`: those visible (max(event, created)) before it. A row of commit i is hidden by a
+replacing commit j whose interval contains its event time and whose `as_of` is after the
+row became visible (so j holds its own copy of the row, or knows it is gone), when j is
+later than i or i appends. So every source row a run took is visible exactly once, the
+latest copy of it, whatever order backfills and incremental runs took and as of when.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pyarrow.parquet as pq
 from featurehub.definitions import FeatureView
 from featurehub.errors import FeaturehubError
 from featurehub.offline.base import (
+    CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
     OfflineStore,
     WriteResult,
@@ -64,14 +71,31 @@ class ParquetOfflineStore(OfflineStore):
         return self.root / self.project / view
 
     def write(
-        self, view: FeatureView, table: pa.Table, start: datetime, end: datetime
+        self,
+        view: FeatureView,
+        table: pa.Table,
+        start: datetime,
+        end: datetime,
+        *,
+        mode: str = "replace",
+        as_of: datetime | None = None,
     ) -> WriteResult:
+        staging = self.stage_rows(view, table, start, end, mode=mode)
+        commit = self.seal(view, staging, start, end, mode=mode, as_of=as_of)
+        self._commits.publish(commit)
+        return WriteResult(view.name, commit.commit_id, commit.row_count, start, end)
+
+    def stage_rows(
+        self, view: FeatureView, table: pa.Table, start: datetime, end: datetime, *, mode: str
+    ) -> Path:
+        """Write rows into a new staging folder (invisible until sealed and published).
+        A replacing write's rows must lie in [start, end); an append's may have any time."""
         start, end = _check_interval(view, start, end)
-        table = _conform(view, table, start, end)
+        table = _conform(view, table, start, end, check_interval=mode == "replace")
         staging = self.stage(view)
         if table.num_rows:
             _write_partitioned(table, staging)
-        return self.publish(view, staging, start, end)
+        return staging
 
     def stage(self, view: FeatureView) -> Path:
         """A new, empty staging folder for one write of `view`. Another writer (the Spark
@@ -83,30 +107,59 @@ class ParquetOfflineStore(OfflineStore):
         staging.mkdir(parents=True)
         return staging
 
-    def publish(
-        self, view: FeatureView, staging: Path, start: datetime, end: datetime
-    ) -> WriteResult:
-        """Make a staged write visible: flush it, move it into commits/, record it."""
+    def seal(
+        self,
+        view: FeatureView,
+        staging: Path,
+        start: datetime,
+        end: datetime,
+        *,
+        mode: str = "replace",
+        as_of: datetime | None = None,
+    ) -> OfflineCommit:
+        """Flush a staged write and move it into commits/; it stays invisible until the
+        returned commit is published (`OfflineCommitLog.publish`, possibly in the caller's
+        transaction). An append's interval becomes the span of its rows' event times."""
         start, end = _check_interval(view, start, end)
+        if mode not in ("replace", "append"):
+            raise OfflineWriteError(f"view {view.name!r}: unknown write mode {mode!r}")
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*.parquet"))
         rows = _count_rows(staging, files)
+        if mode == "append":
+            start, end = _event_span(staging, files) or (start, end)
         _fsync_tree(staging)
         final = self._view_dir(view.name) / "commits" / staging.name
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, final)
-        self._commits.publish(
-            OfflineCommit(
-                commit_id=staging.name,
-                view=view.name,
-                interval_start=start,
-                interval_end=end,
-                path=str(final.relative_to(self.root)),
-                files=files,
-                row_count=rows,
-                committed_at=datetime.now(timezone.utc),
-            )
+        return OfflineCommit(
+            commit_id=staging.name,
+            view=view.name,
+            interval_start=start,
+            interval_end=end,
+            path=str(final.relative_to(self.root)),
+            files=files,
+            row_count=rows,
+            committed_at=datetime.now(timezone.utc),
+            mode=mode,
+            as_of=None if as_of is None else as_utc(as_of),
         )
-        return WriteResult(view.name, staging.name, rows, start, end)
+
+    def publish(
+        self, view: FeatureView, staging: Path, start: datetime, end: datetime
+    ) -> WriteResult:
+        """Seal a staged write and publish it at once (a replacing write)."""
+        commit = self.seal(view, staging, start, end)
+        self._commits.publish(commit)
+        return WriteResult(view.name, commit.commit_id, commit.row_count, start, end)
+
+    def staged_rows(self, staging: Path) -> int:
+        """Rows in a staged write, from its files' footers."""
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*.parquet"))
+        return _count_rows(staging, files)
+
+    def discard(self, staging: Path) -> None:
+        """Remove a staged write that will not be published."""
+        shutil.rmtree(staging, ignore_errors=True)
 
     def relation(self, view: FeatureView) -> str | None:
         commits = self._commits.live(view.name)
@@ -118,13 +171,15 @@ class ParquetOfflineStore(OfflineStore):
             if not commit.files:
                 continue
             paths = ", ".join(_quote(str(self.root / commit.path / f)) for f in commit.files)
-            later = [
-                f"({EVENT_TIMESTAMP} >= {_literal(c.interval_start)} AND "
-                f"{EVENT_TIMESTAMP} < {_literal(c.interval_end)})"
-                for c in commits[index + 1 :]
-                if c.interval_start < commit.interval_end and c.interval_end > commit.interval_start
+            hidden = [
+                _holds(c, commit)
+                for position, c in enumerate(commits)
+                if c.mode == "replace"
+                and position != index
+                and (position > index or commit.mode == "append")
+                and _overlap(c, commit)
             ]
-            where = f" WHERE NOT ({' OR '.join(later)})" if later else ""
+            where = f" WHERE NOT ({' OR '.join(hidden)})" if hidden else ""
             parts.append(f"SELECT {columns} FROM read_parquet([{paths}]){where}")
         if not parts:
             schema = offline_schema(view)
@@ -152,6 +207,41 @@ class ParquetOfflineStore(OfflineStore):
                     shutil.rmtree(path, ignore_errors=True)
 
 
+def _holds(replacing: OfflineCommit, commit: OfflineCommit) -> str:
+    """SQL over `commit`'s rows: `replacing` holds the row (its interval contains the row's
+    event time, and the row was visible before its as_of). The second test is left out when
+    every row of `commit` was visible before it (taken as of no later)."""
+    covers = (
+        f"{EVENT_TIMESTAMP} >= {_literal(replacing.interval_start)} AND "
+        f"{EVENT_TIMESTAMP} < {_literal(replacing.interval_end)}"
+    )
+    if replacing.as_of is None or (commit.as_of is not None and commit.as_of <= replacing.as_of):
+        return f"({covers})"
+    visible = f"greatest({EVENT_TIMESTAMP}, {CREATED_TIMESTAMP})"
+    return f"({covers} AND {visible} < {_literal(replacing.as_of)})"
+
+
+def _overlap(a: OfflineCommit, b: OfflineCommit) -> bool:
+    return a.interval_start < b.interval_end and a.interval_end > b.interval_start
+
+
+def _event_span(folder: Path, files: list[str]) -> tuple[datetime, datetime] | None:
+    """[earliest, latest + 1 us) of the staged rows' event times, None when there are none."""
+    if not files:
+        return None
+    import pyarrow.compute as pc
+
+    spans = []
+    for name in files:
+        column = pq.ParquetFile(folder / name).read(columns=[EVENT_TIMESTAMP])[EVENT_TIMESTAMP]
+        if len(column):
+            spans.append((pc.min(column).as_py(), pc.max(column).as_py()))
+    if not spans:
+        return None
+    low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+    return as_utc(low), as_utc(high) + timedelta(microseconds=1)
+
+
 def _check_interval(view: FeatureView, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     start, end = as_utc(start), as_utc(end)
     if end <= start:
@@ -173,7 +263,14 @@ def _duckdb_type(arrow_type: pa.DataType) -> str:
         con.close()
 
 
-def _conform(view: FeatureView, table: pa.Table, start: datetime, end: datetime) -> pa.Table:
+def _conform(
+    view: FeatureView,
+    table: pa.Table,
+    start: datetime,
+    end: datetime,
+    *,
+    check_interval: bool = True,
+) -> pa.Table:
     """Cast to the view's offline schema, and check every row is inside [start, end)."""
     schema = offline_schema(view)
     missing = [name for name in schema.names if name not in table.column_names]
@@ -193,7 +290,7 @@ def _conform(view: FeatureView, table: pa.Table, start: datetime, end: datetime)
                 "filter them out or fill the source's timestamp column"
             )
         low, high = pc.min(events).as_py(), pc.max(events).as_py()
-        if low < start or high >= end:
+        if check_interval and (low < start or high >= end):
             raise OfflineWriteError(
                 f"view {view.name!r}: event times {low} .. {high} fall outside the written "
                 f"interval [{start}, {end}); filter the rows to the interval"

@@ -145,6 +145,19 @@ class OnlineStore(ABC):
         """Drop everything stored for a view of this project (when `apply` deletes it)."""
 
     @abstractmethod
+    def write_marker(self, view_name: str, run_id: int) -> None:
+        """Record that materialization run `run_id` wrote the view's rows (a greater run id
+        replaces a smaller one, never the reverse).
+
+        The markers live with the data, so a store that loses its data (a Redis restarted
+        without persistence, a replaced file) loses them too: `featurehub status` and the
+        feature server compare them with the registry's runs to notice it."""
+
+    @abstractmethod
+    def read_markers(self) -> dict[str, int]:
+        """The latest run id recorded per view of this project."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Return when the store is reachable; raise OnlineStoreUnavailable otherwise."""
 

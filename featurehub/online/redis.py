@@ -99,6 +99,8 @@ class RedisOnlineStore(OnlineStore):
         self._writer = BatchWriter(pool, self._client)
         self._reads = MgetPool(lambda: pool.connection_class(**pool.connection_kwargs))
         self._namespace = f"{config.key_prefix}:{project}:"
+        # A hash of view -> run id; "#" cannot start a view name, so no view's keys match it.
+        self._markers = f"{self._namespace}#markers".encode()
         self._prefixes: dict[str, bytes] = {}
         self._layouts = LayoutCache()
 
@@ -161,8 +163,23 @@ class RedisOnlineStore(OnlineStore):
                     batch = []
             if batch:
                 self._client.unlink(*batch)
+            self._client.hdel(self._markers, view_name)
         except rex.RedisError as exc:
             raise self._error(exc) from exc
+
+    def write_marker(self, view_name: str, run_id: int) -> None:
+        try:
+            # Newest run wins, atomically: a slow older run never moves the marker back.
+            self._client.eval(_MARKER_SCRIPT, 1, self._markers, view_name, run_id)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def read_markers(self) -> dict[str, int]:
+        try:
+            found = self._client.hgetall(self._markers)
+        except rex.RedisError as exc:
+            raise self._error(exc) from exc
+        return {view.decode(): int(run_id) for view, run_id in found.items()}
 
     def ping(self) -> None:
         try:
@@ -201,6 +218,12 @@ class RedisOnlineStore(OnlineStore):
         return OnlineStoreUnavailable(
             f"online store {url} is unavailable ({type(exc).__name__}: {exc}); {hint}. {where}"
         )
+
+
+_MARKER_SCRIPT = """
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+"""
 
 
 def _escape_glob(prefix: bytes) -> bytes:

@@ -48,7 +48,13 @@ CREATE TABLE IF NOT EXISTS online_rows (
     layout INTEGER NOT NULL,
     value BLOB NOT NULL,
     PRIMARY KEY (project, view, entity_key)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS online_markers (
+    project TEXT NOT NULL,
+    view TEXT NOT NULL,
+    run_id INTEGER NOT NULL,
+    PRIMARY KEY (project, view)
+) WITHOUT ROWID;
 """
 
 # The newest-wins guard: the WHERE of DO UPDATE runs atomically inside the write transaction.
@@ -99,7 +105,7 @@ class SQLiteOnlineStore(OnlineStore):
         self._lock = threading.Lock()
         self._layouts = LayoutCache()
         with self._guard():
-            self._connection().execute(SCHEMA)
+            self._connection().executescript(SCHEMA)
 
     @classmethod
     def from_config(cls, config: OnlineStoreConfig, project: str) -> SQLiteOnlineStore:
@@ -157,9 +163,26 @@ class SQLiteOnlineStore(OnlineStore):
 
     def delete_view(self, view_name: str) -> None:
         with self._guard():
+            for table in ("online_rows", "online_markers"):
+                self._connection().execute(
+                    f"DELETE FROM {table} WHERE project = ? AND view = ?",
+                    (self.project, view_name),
+                )
+
+    def write_marker(self, view_name: str, run_id: int) -> None:
+        with self._guard():
             self._connection().execute(
-                "DELETE FROM online_rows WHERE project = ? AND view = ?", (self.project, view_name)
+                "INSERT INTO online_markers (project, view, run_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (project, view) DO UPDATE SET run_id = max(run_id, excluded.run_id)",
+                (self.project, view_name, run_id),
             )
+
+    def read_markers(self) -> dict[str, int]:
+        with self._guard():
+            found = self._connection().execute(
+                "SELECT view, run_id FROM online_markers WHERE project = ?", (self.project,)
+            )
+            return {view: int(run_id) for view, run_id in found}
 
     def ping(self) -> None:
         with self._guard():

@@ -1,7 +1,14 @@
 """The offline store's commit log: which files of a view are published, in order.
 
 Publishing a commit is one registry transaction, which is what makes an offline write atomic:
-files written before it are invisible, and after it all of them are visible at once.
+files written before it are invisible, and after it all of them are visible at once. The
+transaction may be the caller's, so that a materialization run is recorded a success in the
+same transaction that publishes its rows.
+
+Two kinds of commit: a "replace" commit holds every row of its event-time interval visible
+before its `as_of` and hides what older commits hold there; an "append" commit holds the
+rows that arrived (became visible) in one window, whatever their event times, and hides
+nothing. `ParquetOfflineStore.relation` states the visibility rule.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class OfflineCommit:
     row_count: int
     committed_at: datetime
     sequence: int = 0
+    mode: str = "replace"  # or "append"
+    as_of: datetime | None = None  # rows visible before it are in the commit
 
 
 class OfflineCommitLog:
@@ -38,38 +47,53 @@ class OfflineCommitLog:
         self._engine = engine
         self._project = project
 
-    def publish(self, commit: OfflineCommit) -> None:
-        """Make a commit visible; older commits whose interval it covers become superseded."""
+    def publish(self, commit: OfflineCommit, conn: sa.Connection | None = None) -> None:
+        """Make a commit visible, in `conn`'s transaction if given; older commits whose
+        interval a replacing commit covers become superseded."""
+        if conn is None:
+            with self._engine.begin() as own:
+                self.publish(commit, own)
+            return
         table = offline_commits
-        with self._engine.begin() as conn:
-            new_id = conn.execute(
-                table.insert()
-                .values(
-                    project=self._project,
-                    view=commit.view,
-                    commit_id=commit.commit_id,
-                    interval_start=commit.interval_start,
-                    interval_end=commit.interval_end,
-                    path=commit.path,
-                    files=json.dumps(commit.files),
-                    row_count=commit.row_count,
-                    superseded=False,
-                    committed_at=commit.committed_at,
-                )
-                .returning(table.c.id)
-            ).scalar_one()
-            conn.execute(
-                table.update()
-                .where(
-                    table.c.project == self._project,
-                    table.c.view == commit.view,
-                    table.c.id < new_id,
-                    table.c.interval_start >= commit.interval_start,
-                    table.c.interval_end <= commit.interval_end,
-                    ~table.c.superseded,
-                )
-                .values(superseded=True, superseded_at=commit.committed_at)
+        new_id = conn.execute(
+            table.insert()
+            .values(
+                project=self._project,
+                view=commit.view,
+                commit_id=commit.commit_id,
+                interval_start=commit.interval_start,
+                interval_end=commit.interval_end,
+                path=commit.path,
+                files=json.dumps(commit.files),
+                row_count=commit.row_count,
+                superseded=False,
+                committed_at=commit.committed_at,
+                mode=commit.mode,
+                as_of=commit.as_of,
             )
+            .returning(table.c.id)
+        ).scalar_one()
+        if commit.mode != "replace":
+            return
+        # Superseded: every row of it is held by this commit (see ParquetOfflineStore).
+        taken_before = (
+            sa.true()
+            if commit.as_of is None
+            else sa.and_(table.c.as_of.is_not(None), table.c.as_of <= commit.as_of)
+        )
+        conn.execute(
+            table.update()
+            .where(
+                table.c.project == self._project,
+                table.c.view == commit.view,
+                table.c.id < new_id,
+                table.c.interval_start >= commit.interval_start,
+                table.c.interval_end <= commit.interval_end,
+                taken_before,
+                ~table.c.superseded,
+            )
+            .values(superseded=True, superseded_at=commit.committed_at)
+        )
 
     def live(self, view: str) -> list[OfflineCommit]:
         """Commits of which some rows are still visible, oldest first."""
@@ -92,6 +116,8 @@ class OfflineCommitLog:
                 row_count=row["row_count"],
                 committed_at=as_utc(row["committed_at"]),
                 sequence=row["id"],
+                mode=row["mode"],
+                as_of=None if row["as_of"] is None else as_utc(row["as_of"]),
             )
             for row in rows
         ]

@@ -1,7 +1,14 @@
 """The record of materialization runs, and the watermarks derived from it.
 
-A view's watermark is the latest end of its successful runs: incremental runs start there.
-It is derived from the runs rather than stored, so a failed run cannot move it.
+A run is a backfill (event times in [start, end)), an incremental run (rows that arrived,
+that is became visible, in [start, end)) or an online rebuild. Its offline rows are published
+in the same transaction that records it a success, so a run that did not succeed published
+nothing offline; what it may have written online is said in its error.
+
+A view's watermark is the latest end of its successful incremental runs, which is never after
+the moment they ran: the next incremental run takes what arrived from there on. It is derived
+from the runs rather than stored, so a failed run cannot move it, and backfills (to any END,
+even far in the future) leave it alone.
 
 A run records the process that owns it (host, pid) and a heartbeat that the owner refreshes
 while it works. A process killed with -9 cannot say it failed, so readers say it for it: a
@@ -21,8 +28,16 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
+from featurehub.errors import FeaturehubError
+from featurehub.registry.offline_commits import OfflineCommit, OfflineCommitLog
 from featurehub.registry.tables import materialization_runs as runs
 from featurehub.types import as_utc
+
+NOT_PUBLISHED = (
+    "nothing of it was published offline and its watermark did not move; the online store "
+    "may already hold some of its rows (never older than what it held before: newest wins), "
+    "which the next run of the same interval rewrites. Re-run it"
+)
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=90)  # nine missed heartbeats: the owner is gone
@@ -47,6 +62,11 @@ class Run:
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    kind: str = "backfill"  # or "incremental", "online_rebuild"
+    as_of: datetime | None = None
+    targets: str = "offline+online"  # or "offline", "online"
+    rows_pending: int | None = None
+    rows_skipped: int | None = None
 
     @property
     def duration_seconds(self) -> float | None:
@@ -62,7 +82,17 @@ class RunLog:
         self._engine = engine
         self._project = project
 
-    def start(self, view: str, start: datetime, end: datetime, engine: str) -> int:
+    def start(
+        self,
+        view: str,
+        start: datetime,
+        end: datetime,
+        engine: str,
+        *,
+        kind: str = "backfill",
+        as_of: datetime | None = None,
+        targets: str = "offline+online",
+    ) -> int:
         self.reap()
         now = datetime.now(timezone.utc)
         with self._engine.begin() as conn:
@@ -80,6 +110,9 @@ class RunLog:
                         host=_HOST,
                         pid=os.getpid(),
                         heartbeat_at=now,
+                        kind=kind,
+                        as_of=as_of or now,
+                        targets=targets,
                     )
                     .returning(runs.c.id)
                 ).scalar_one()
@@ -136,23 +169,49 @@ class RunLog:
                         finished_at=datetime.now(timezone.utc),
                         error=(
                             f"abandoned: the process running it ({owner}) stopped before it "
-                            "finished (killed or crashed); nothing of it was published and "
-                            "the watermark did not move. Re-run the same interval."
+                            f"finished (killed or crashed); {NOT_PUBLISHED}."
                         ),
                     )
                 )
         return len(dead)
 
     def succeed(
-        self, run_id: int, rows_read: int, rows_written: int, online_rows_written: int
+        self,
+        run_id: int,
+        rows_read: int,
+        rows_written: int,
+        online_rows_written: int,
+        *,
+        rows_pending: int = 0,
+        rows_skipped: int = 0,
+        commit: OfflineCommit | None = None,
     ) -> None:
-        self._finish(
-            run_id,
-            status="success",
-            rows_read=rows_read,
-            rows_written=rows_written,
-            online_rows_written=online_rows_written,
-        )
+        """Record the run a success and publish its offline commit, in one transaction: a
+        run is visible offline exactly when it is recorded a success. Refused (nothing
+        published) when the run is no longer running, e.g. a reader declared it abandoned
+        because its heartbeat stopped."""
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status == "running")
+                .values(
+                    status="success",
+                    finished_at=datetime.now(timezone.utc),
+                    rows_read=rows_read,
+                    rows_written=rows_written,
+                    online_rows_written=online_rows_written,
+                    rows_pending=rows_pending,
+                    rows_skipped=rows_skipped,
+                )
+            ).rowcount
+            if updated != 1:
+                raise RunNotRunning(
+                    f"materialization run {run_id} was marked failed while it ran (its "
+                    f"heartbeat stopped for over {STALE_AFTER.total_seconds():.0f}s); "
+                    f"{NOT_PUBLISHED}."
+                )
+            if commit is not None:
+                OfflineCommitLog(self._engine, self._project).publish(commit, conn)
 
     def fail(self, run_id: int, error: str) -> None:
         self._finish(run_id, status="failed", error=error[:4000])
@@ -166,12 +225,33 @@ class RunLog:
             )
 
     def watermark(self, view: str) -> datetime | None:
-        """The latest end of a successful run of `view`, or None if it never ran."""
+        """Where the next incremental run of `view` starts: the latest end of its successful
+        incremental runs that wrote the offline store, or None if none did."""
         query = sa.select(sa.func.max(runs.c.interval_end)).where(
-            runs.c.project == self._project, runs.c.view == view, runs.c.status == "success"
+            runs.c.project == self._project,
+            runs.c.view == view,
+            runs.c.status == "success",
+            runs.c.kind == "incremental",
+            runs.c.targets != "online",
         )
         with self._engine.connect() as conn:
             return _utc(conn.execute(query).scalar())
+
+    def last_online_runs(self) -> dict[str, int]:
+        """Per view, the id of its latest successful run that wrote the online store: the
+        online store's marker for the view must be at least that."""
+        query = (
+            sa.select(runs.c.view, sa.func.max(runs.c.id))
+            .where(
+                runs.c.project == self._project,
+                runs.c.status == "success",
+                runs.c.targets != "offline",
+                runs.c.online_rows_written > 0,
+            )
+            .group_by(runs.c.view)
+        )
+        with self._engine.connect() as conn:
+            return {view: int(run_id) for view, run_id in conn.execute(query)}
 
     def list(self, view: str | None = None, limit: int = 50) -> list[Run]:
         """The newest runs first."""
@@ -196,9 +276,18 @@ class RunLog:
                 error=row["error"],
                 started_at=_utc(row["started_at"]),  # type: ignore[arg-type]
                 finished_at=_utc(row["finished_at"]),
+                kind=row["kind"],
+                as_of=_utc(row["as_of"]),
+                targets=row["targets"],
+                rows_pending=row["rows_pending"],
+                rows_skipped=row["rows_skipped"],
             )
             for row in rows
         ]
+
+
+class RunNotRunning(FeaturehubError):
+    """A run tried to finish after it was recorded failed."""
 
 
 def _alive(pid: int) -> bool:

@@ -50,7 +50,10 @@ offline_commits = sa.Table(
     sa.Column("project", sa.String(128), nullable=False),
     sa.Column("view", sa.String(128), nullable=False),
     sa.Column("commit_id", sa.String(64), nullable=False, unique=True),
-    # Rows of this commit replace every older row whose event time is in [start, end).
+    # mode "replace": rows of this commit replace every older row whose event time is in
+    # [start, end). mode "append": the rows that arrived in one window, added to what is
+    # there; [start, end) then spans their event times (for superseding).
+    sa.Column("mode", sa.String(16), nullable=False, server_default="replace"),
     sa.Column("interval_start", sa.DateTime(timezone=True), nullable=False),
     sa.Column("interval_end", sa.DateTime(timezone=True), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
@@ -61,6 +64,8 @@ offline_commits = sa.Table(
     sa.Column("committed_at", sa.DateTime(timezone=True), nullable=False),
     # When it became superseded; its files are deleted a grace period later.
     sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
+    # The commit holds the rows visible (max(event, created)) before this moment.
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_offline_commits_view", "project", "view", "id"),
 )
 
@@ -85,5 +90,14 @@ materialization_runs = sa.Table(
     sa.Column("host", sa.String(255), nullable=True),
     sa.Column("pid", sa.Integer, nullable=True),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    # backfill: event times in [start, end); incremental: rows that arrived (became visible)
+    # in [start, end); online_rebuild: the online store rewritten from the offline store.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="backfill"),
+    # Rows visible (max(event, created)) before as_of were taken; later ones are left for a
+    # later run. Never after the run's start.
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("targets", sa.String(32), nullable=False, server_default="offline+online"),
+    sa.Column("rows_pending", sa.BigInteger, nullable=True),  # in range, not visible yet
+    sa.Column("rows_skipped", sa.BigInteger, nullable=True),  # no event timestamp
     sa.Index("ix_materialization_runs_view", "project", "view", "status"),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pytest
@@ -23,40 +23,59 @@ def offline_count(store: FeatureStore) -> int:
 
 
 def test_runs_are_recorded_and_incremental_starts_at_the_watermark(store: FeatureStore) -> None:
+    # Row i has event time BASE + i h and was written 5 minutes later.
     runs = store.registry.runs(store.project)
     assert runs.watermark("driver_stats") is None
-    store.materialize(BASE, BASE + timedelta(hours=4))
+    [first] = store.materialize_incremental(BASE + timedelta(hours=4))
+    assert (first.window, first.rows_written, first.rows_pending) == ("event", 4, 0)
     assert runs.watermark("driver_stats") == BASE + timedelta(hours=4)
     assert offline_count(store) == 4
     [result] = store.materialize_incremental(BASE + timedelta(hours=8))
-    assert (result.start, result.end, result.rows_written) == (
+    assert (result.start, result.end, result.window, result.rows_written) == (
         BASE + timedelta(hours=4),
         BASE + timedelta(hours=8),
+        "arrival",
         4,
     )
     assert offline_count(store) == 8
     assert store.materialize_incremental(BASE + timedelta(hours=8)) == []  # up to date
-    # A backfill of an old interval does not move the watermark back.
+    # Backfills, even to a far future END, leave the watermark alone and duplicate nothing.
     store.materialize(BASE, BASE + timedelta(hours=2))
+    store.materialize(BASE, datetime(9999, 12, 31, tzinfo=timezone.utc))
     assert runs.watermark("driver_stats") == BASE + timedelta(hours=8)
+    assert offline_count(store) == 10
+    [late] = store.materialize_incremental(BASE + timedelta(hours=12))
+    assert (late.start, late.rows_written) == (BASE + timedelta(hours=8), 2)
+    assert offline_count(store) == 10
     listed = store.runs()
-    assert [r.status for r in listed] == ["success"] * 3
+    assert [r.status for r in listed] == ["success"] * 5
+    assert [r.kind for r in listed] == ["incremental", "backfill", "backfill"] + ["incremental"] * 2
     assert listed[0].engine == "local" and listed[0].duration_seconds is not None
 
 
+def test_incremental_end_is_never_after_now(store: FeatureStore) -> None:
+    far = datetime(9999, 12, 31, tzinfo=timezone.utc)
+    before = datetime.now(timezone.utc)
+    [result] = store.materialize_incremental(far)
+    watermark = store.registry.runs(store.project).watermark("driver_stats")
+    assert watermark is not None and before <= watermark <= datetime.now(timezone.utc)
+    assert result.end == watermark and result.as_of == watermark
+
+
 def test_first_incremental_run_takes_all_history(store: FeatureStore) -> None:
-    store.materialize_incremental(BASE + timedelta(days=30))
+    store.materialize_incremental()
     assert offline_count(store) == 10
 
 
 def test_failed_run_is_recorded_and_keeps_the_watermark(store: FeatureStore) -> None:
-    store.materialize(BASE, BASE + timedelta(hours=4))
+    store.materialize_incremental(BASE + timedelta(hours=4))
     (store.repo_path / "data" / "drivers.parquet").unlink()
     with pytest.raises(MaterializationError, match="driver_stats: .*no Parquet file") as caught:
         store.materialize_incremental(BASE + timedelta(hours=8))
     assert caught.value.results == []
     latest = store.runs()[0]
     assert latest.status == "failed" and "no Parquet file" in (latest.error or "")
+    assert "nothing of it was published offline" in (latest.error or "")
     assert store.registry.runs(store.project).watermark("driver_stats") == BASE + timedelta(hours=4)
     assert offline_count(store) == 4
 
@@ -68,7 +87,7 @@ def test_cli_materialize_json_and_runs(store: FeatureStore) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["results"][0]["rows_written"] == 10 and summary["failures"] == {}
-    result = runner.invoke(app, ["-r", repo, "materialize-incremental", "2026-01-03"])
+    result = runner.invoke(app, ["-r", repo, "materialize-incremental", "2026-01-01T04:00"])
     assert result.exit_code == 0, result.output
     assert "driver_stats" in result.output
     result = runner.invoke(app, ["-r", repo, "runs", "--json"])

@@ -1,0 +1,46 @@
+"""Where each view stands: its watermark, its last run, whether the online store still
+holds what was written to it. `featurehub status` prints it; exit 1 when any has a problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from featurehub.definitions import FeatureView
+from featurehub.registry.runs import RunLog
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    view: str
+    watermark: datetime | None  # the next incremental run takes what arrived from here on
+    last_run_id: int | None
+    last_status: str | None  # success | failed | running
+    last_run_at: datetime | None
+    online: str  # "ok", "lost" (see featurehub.online.markers), or "-" for offline views
+    problem: str | None  # None when all is well
+
+
+def view_statuses(
+    views: Sequence[FeatureView], runs: RunLog, lost: Mapping[str, str]
+) -> list[ViewStatus]:
+    """One status per view, those with a problem first."""
+    statuses = []
+    for view in views:
+        [last] = runs.list(view.name, limit=1) or [None]
+        problem = lost.get(view.name)
+        if last is not None and last.status == "failed":
+            problem = f"last run {last.id} failed: {last.error}"
+        statuses.append(
+            ViewStatus(
+                view=view.name,
+                watermark=runs.watermark(view.name),
+                last_run_id=last.id if last else None,
+                last_status=last.status if last else None,
+                last_run_at=last.started_at if last else None,
+                online=("lost" if view.name in lost else "ok") if view.online else "-",
+                problem=problem,
+            )
+        )
+    return sorted(statuses, key=lambda status: (status.problem is None, status.view))
