@@ -39,7 +39,7 @@ from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
-from featurehub.repo.validate import validate_repo
+from featurehub.repo.validate import drifted_views, validate_repo
 from featurehub.types import as_utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -214,7 +214,10 @@ class FeatureStore:
             )
         else:
             raise FeaturehubError(f"unknown engine {name!r}; use 'local' or 'spark'")
-        return run_tasks(engine, name, self.registry.runs(self.project), tasks, on_progress)
+        drifted = drifted_views([task.view for task in tasks], self.repo_path)
+        return run_tasks(
+            engine, name, self.registry.runs(self.project), tasks, on_progress, refused=drifted
+        )
 
     # -- online: serving ---------------------------------------------------------------------------
 

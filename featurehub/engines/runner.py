@@ -6,7 +6,7 @@ each failed run is recorded with its error, leaving that view's watermark where 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from featurehub.engines.base import Engine, MaterializationResult, MaterializationTask
 from featurehub.errors import FeaturehubError
@@ -35,7 +35,11 @@ def run_tasks(
     runs: RunLog,
     tasks: Sequence[MaterializationTask],
     on_progress: ProgressCallback | None = None,
+    refused: Mapping[str, FeaturehubError] | None = None,
 ) -> list[MaterializationResult]:
+    """Run each task; a view in `refused` (a source that drifted since apply) is recorded as a
+    failed run with its error and the engine never sees it."""
+    refused = refused or {}
     results: list[MaterializationResult] = []
     failures: dict[str, str] = {}
     for task in tasks:
@@ -43,6 +47,8 @@ def run_tasks(
             on_progress(task, "started")
         run_id = runs.start(task.view.name, task.start, task.end, engine_name)
         try:
+            if task.view.name in refused:
+                raise refused[task.view.name]
             with runs.heartbeat(run_id):
                 result = engine.materialize(task)
         except Exception as exc:
