@@ -43,7 +43,7 @@ from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
-from featurehub.repo.validate import validate_repo
+from featurehub.repo.validate import drifted_views, validate_repo
 
 
 class FeatureStore:
@@ -256,6 +256,7 @@ class FeatureStore:
             online,
             tasks,
             on_progress,
+            refused=drifted_views([task.view for task in tasks], self.repo_path),
         )
 
     # -- online: serving ---------------------------------------------------------------------------

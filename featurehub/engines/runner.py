@@ -19,7 +19,7 @@ A failed view does not stop the others; the failures are raised together at the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from featurehub import failpoints
 from featurehub.engines.base import Engine, MaterializationResult, MaterializationTask, StagedRun
@@ -60,7 +60,11 @@ def run_tasks(
     online: OnlineStore | None,
     tasks: Sequence[MaterializationTask],
     on_progress: ProgressCallback | None = None,
+    refused: Mapping[str, FeaturehubError] | None = None,
 ) -> list[MaterializationResult]:
+    """Run each task; a view in `refused` (a source that drifted since apply) is recorded as a
+    failed run with its error and the engine never sees it."""
+    refused = refused or {}
     results: list[MaterializationResult] = []
     failures: dict[str, str] = {}
     for task in tasks:
@@ -77,6 +81,8 @@ def run_tasks(
         )
         staged: StagedRun | None = None
         try:
+            if task.view.name in refused:
+                raise refused[task.view.name]
             with runs.heartbeat(run_id):
                 staged = engine.materialize(task)
                 failpoints.reach("online_written")

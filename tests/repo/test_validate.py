@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pyarrow as pa
@@ -5,8 +6,8 @@ import pytest
 
 from featurehub.errors import ValidationError
 from featurehub.repo.loader import load_repo
-from featurehub.repo.validate import validate_repo
-from featurehub.types import Int64
+from featurehub.repo.validate import SourceCheck, check_view_source, drifted_views, validate_repo
+from featurehub.types import Int64, String
 from tests.repos import DRIVER_DEFS, driver_table, make_repo
 
 
@@ -154,3 +155,48 @@ def test_broken_transformation_names_the_view(tmp_path: Path) -> None:
     found = problems_of(tmp_path, TRANSFORMED.replace("trips_today > 2", "no_column > 2"))
     assert "feature view 'driver_stats': its transformation cannot run" in found
     assert "no_column" in found
+
+
+def test_a_shared_source_problem_is_reported_once(tmp_path: Path) -> None:
+    defs = DRIVER_DEFS.replace("data/drivers.parquet", "data/nope.parquet") + (
+        '\nagain = FeatureView(name="again", entities=[driver], source=stats.source,'
+        ' schema=[Field("conv_rate", Float64)])\n'
+    )
+    found = problems_of(tmp_path, defs)
+    assert found.count("no Parquet file") == 1
+
+
+def test_a_source_no_view_uses_must_be_readable(tmp_path: Path) -> None:
+    defs = DRIVER_DEFS + '\nspare = ParquetSource(name="spare", path="data/spare.parquet")\n'
+    found = problems_of(tmp_path, defs)
+    assert "source 'spare': no Parquet file at 'data/spare.parquet'" in found
+
+
+def test_check_view_source_uses_the_key_types_apply_recorded(repo: Path) -> None:
+    """A registered entity carries the key types apply read from the source; a source whose
+    key type changed since is a problem, worded apart from a declared value_type."""
+    view = validate_repo(load_repo(repo), repo).feature_view("driver_stats")
+    assert check_view_source(view, repo) == SourceCheck([], {"driver_id": Int64})
+    entity = view.entities[0].with_key_types({"driver_id": String})
+    drifted = dataclasses.replace(view, entities=[entity])
+    [problem] = check_view_source(drifted, repo).problems
+    assert problem == (
+        "feature view 'driver_stats': join key 'driver_id' is int64 in source 'drivers' but "
+        "entity 'driver' has key type String (recorded by apply); fix one of them"
+    )
+
+
+def test_drifted_views_name_each_problem_and_the_fix(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    catalog = validate_repo(load_repo(repo), repo)
+    assert drifted_views(catalog.feature_views.values(), repo) == {}
+    make_repo(tmp_path, data={"drivers": driver_table().drop(["conv_rate", "trips_today"])})
+    error = drifted_views(catalog.feature_views.values(), repo)["driver_stats"]
+    assert len(error.problems) == 2
+    text = str(error)
+    assert text.startswith(
+        "feature view 'driver_stats' no longer matches its source, nothing was materialized: "
+        "(1) feature view 'driver_stats': feature 'conv_rate' is not a column of source"
+    )
+    assert " (2) feature view 'driver_stats': feature 'trips_today' is not a column" in text
+    assert text.endswith("fix the source, or change the definition and run `featurehub apply`")
