@@ -33,6 +33,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: typer's rich help prints a `<bool>` type beside every flag, --help included.
     rich_markup_mode=None,
 )
 console = Console(width=None if Console().is_terminal else 120)
