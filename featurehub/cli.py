@@ -7,6 +7,7 @@ are changes, like `terraform plan -detailed-exitcode`, so scripts can tell.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
@@ -15,13 +16,14 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from featurehub import __version__
 from featurehub.engines.base import MaterializationResult, MaterializationTask
 from featurehub.engines.runner import MaterializationError, ProgressCallback
-from featurehub.errors import FeaturehubError, NotFoundError
+from featurehub.errors import FeaturehubError, NotFoundError, did_you_mean
 from featurehub.feature_store import FeatureStore
 from featurehub.registry import Plan
 
@@ -31,6 +33,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: typer's rich help prints a `<bool>` type beside every flag, --help included.
+    rich_markup_mode=None,
 )
 console = Console(width=None if Console().is_terminal else 120)
 err_console = Console(stderr=True)
@@ -39,7 +43,9 @@ CHANGES_EXIT_CODE = 2
 
 
 def _fail(message: str) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print `error: message` and exit 1; the message is text, never markup (it may hold
+    `[postgres]` or a path with brackets)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -200,8 +206,6 @@ def describe(
         found = [(kind, objects[name]) for kind, objects in specs.items() if name in objects]
         if not found:
             names = [n for objects in specs.values() for n in objects]
-            from featurehub.errors import did_you_mean
-
             raise NotFoundError(f"nothing named {name!r} is registered.{did_you_mean(name, names)}")
         kind, spec = found[0]
         history = store.history(kind, name)
@@ -399,6 +403,18 @@ def materialize_incremental(
     )
 
 
+def _check_view_is_known(store: FeatureStore, view: str) -> None:
+    """A view that has no runs must at least be registered: a typo gets its name said back
+    and the known views, not an empty table. (A deleted view's old runs are still listed.)"""
+    known = sorted(store.registry.specs(store.project).get("feature_view", {}))
+    if view not in known:
+        listed = ", ".join(known) if known else "none yet: run `featurehub apply`"
+        raise NotFoundError(
+            f"no feature view named {view!r} is registered.{did_you_mean(view, known)} "
+            f"Known views: {listed}"
+        )
+
+
 @app.command()
 def runs(
     ctx: typer.Context,
@@ -410,6 +426,8 @@ def runs(
     store = _store(ctx)
     try:
         found = store.runs(view, limit)
+        if view and not found:
+            _check_view_is_known(store, view)
     except FeaturehubError as exc:
         _fail(str(exc))
     if as_json:
@@ -479,17 +497,32 @@ def status(
 @app.command()
 def init(
     directory: Path = typer.Argument(..., help="Folder to create the repo in."),
-    project: str = typer.Option("", help="Project name (default: the folder name)."),
+    project: str = typer.Option(
+        "",
+        "--project",
+        help="Project name: letters, digits, underscores (default: from the folder name).",
+    ),
 ) -> None:
     """Create a new feature repo from a template, with sample data, ready for `apply`."""
-    from featurehub.templates import create_repo
+    from featurehub.templates import check_project, create_repo, project_name_from
 
     try:
-        create_repo(directory, project or directory.resolve().name)
+        name = check_project(project) if project else project_name_from(directory.resolve().name)
+        start, end = create_repo(directory, name)
     except FeaturehubError as exc:
         _fail(str(exc))
-    console.print(f"Created a feature repo in [bold]{directory}[/]. Next:")
-    console.print(f"  featurehub -r {directory} plan\n  featurehub -r {directory} apply")
+    repo = shlex.quote(str(directory))
+    interval = f"{start:%Y-%m-%dT%H:%M} {end:%Y-%m-%dT%H:%M}"
+    console.print(
+        f"Created a feature repo in {directory} (project {name}). Next, to get its sample "
+        "data online:",
+        markup=False,
+        highlight=False,
+    )
+    for command in ("plan", "apply", f"materialize {interval}"):
+        console.print(
+            f"  featurehub -r {repo} {command}", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 @app.command()

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurehub.definitions import FeatureView
-from featurehub.errors import FeaturehubError
+from featurehub.errors import ConfigError, FeaturehubError
 from featurehub.offline.base import (
     CREATED_TIMESTAMP,
     EVENT_TIMESTAMP,
@@ -61,9 +61,22 @@ def _literal(moment: datetime) -> str:
     return f"TIMESTAMPTZ {_quote(moment.astimezone(timezone.utc).isoformat())}"
 
 
+def _check_root(root: Path) -> Path:
+    """Refuse a root that is (or lies under) a file now, with the fix, rather than fail later
+    in the middle of a write with the operating system's words."""
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == root else f"is under a file, {str(existing)!r}"
+        raise ConfigError(
+            f"the offline store's root {str(root)!r} {where}: point offline_store.root in "
+            "featurehub.yaml (or FEATUREHUB_OFFLINE_ROOT) at a folder"
+        )
+    return root
+
+
 class ParquetOfflineStore(OfflineStore):
     def __init__(self, root: Path, project: str, commits: OfflineCommitLog) -> None:
-        self.root = Path(root)
+        self.root = _check_root(Path(root))
         self.project = project
         self._commits = commits
 

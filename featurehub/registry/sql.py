@@ -58,13 +58,41 @@ def normalize_url(url: str) -> str:
     return url
 
 
+REGISTRY_URL_HINT = (
+    "Use sqlite:///PATH or postgresql://USER@HOST/DB in registry.url of featurehub.yaml "
+    "(or FEATUREHUB_REGISTRY_URL)"
+)
+
+
 def _create_engine(url: str) -> sa.Engine:
+    """An engine for a SQLite or PostgreSQL URL; any other URL, a missing driver or a folder
+    that cannot be created is a RegistryError that says what to change, not a traceback."""
     url = normalize_url(url)
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    path = sa.make_url(url).database
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise RegistryError(
+            f"the registry cannot be in {backend!r}: only SQLite and PostgreSQL are supported. "
+            f"{REGISTRY_URL_HINT}"
+        )
+    if backend == "postgresql":
+        try:
+            return sa.create_engine(url, pool_pre_ping=True)
+        except ImportError:
+            raise RegistryError(
+                "a postgresql:// registry needs the psycopg driver, which is not installed: "
+                "pip install 'featurehub[postgres]'"
+            ) from None
+    path = parsed.database
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot create the folder {str(folder)!r} of the SQLite registry "
+                f"({exc.strerror}). {REGISTRY_URL_HINT}, pointing at a folder you can write to"
+            ) from None
     engine = sa.create_engine(url, connect_args={"timeout": 60})
 
     @sa.event.listens_for(engine, "connect")
