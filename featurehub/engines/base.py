@@ -101,11 +101,17 @@ def selection_sql(task: MaterializationTask, literal: Callable[[datetime], str])
     as_of = literal(task.as_of)
     if task.window == "event":
         bounds = f"{event} >= {literal(task.start)} AND {event} < {literal(task.end)}"
-        return f"{bounds} AND {visible} < {as_of}", f"{bounds} AND {visible} >= {as_of}"
-    if task.window == "arrival":
+        taken = f"{bounds} AND {visible} < {as_of}"
+    elif task.window == "arrival":
+        bounds = ""
         taken = f"{visible} >= {literal(task.start)} AND {visible} < {as_of}"
-        return taken, f"{visible} >= {as_of}"
-    raise ValueError(f"unknown window {task.window!r}")
+    else:
+        raise ValueError(f"unknown window {task.window!r}")
+    # A backfill's pending rows are those of its interval; an incremental run's, all rows
+    # still to come, which a later incremental run takes.
+    if task.kind == "backfill" and bounds:
+        return taken, f"{bounds} AND {visible} >= {as_of}"
+    return taken, f"{visible} >= {as_of}"
 
 
 def latest_per_key(table: pa.Table, view: FeatureView) -> pa.Table:
