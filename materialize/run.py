@@ -2,8 +2,8 @@
 
     python materialize/run.py            # the repo from FEATUREHUB_REPO (default /repo)
 
-Meant to be started by a scheduler (cron, Kubernetes CronJob, Airflow): each start brings
-every view from its watermark to the current hour. It prints the JSON summary and exits 1 when
+Meant to be started by a scheduler (cron, Kubernetes CronJob, Airflow): each start takes,
+per view, every row that arrived since its watermark, up to now (late rows included). It prints the JSON summary and exits 1 when
 a view failed, so the scheduler sees failures. Stores and engine come from featurehub.yaml and
 the FEATUREHUB_* environment variables.
 """
@@ -21,7 +21,7 @@ from featurehub.engines.runner import MaterializationError
 
 def main() -> int:
     repo = os.environ.get("FEATUREHUB_REPO", "/repo")
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = datetime.now(timezone.utc)
     with FeatureStore(repo) as store:
         try:
             results = store.materialize_incremental(end)
@@ -33,9 +33,12 @@ def main() -> int:
         "results": [
             {
                 "view": r.view,
+                "window": r.window,
                 "start": r.start.isoformat(),
                 "rows_written": r.rows_written,
                 "online_rows_written": r.online_rows_written,
+                "rows_pending": r.rows_pending,
+                "rows_skipped": r.rows_skipped,
             }
             for r in results
         ],
