@@ -239,11 +239,11 @@ class FeatureStore:
         elif name == "spark":
             from featurehub.engines.spark import SparkEngine
 
-            online = self.config.online_store.model_copy(
+            online_config = self.config.online_store.model_copy(
                 update={"url": self.config.online_store_url}
             )
             engine = SparkEngine(
-                self.repo_path, self.offline_store, self.config.spark, online, self.project
+                self.repo_path, self.offline_store, self.config.spark, online_config, self.project
             )
         else:
             raise FeaturehubError(f"unknown engine {name!r}; use 'local' or 'spark'")

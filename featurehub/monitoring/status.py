@@ -28,7 +28,8 @@ def view_statuses(
     """One status per view, those with a problem first."""
     statuses = []
     for view in views:
-        [last] = runs.list(view.name, limit=1) or [None]
+        latest = runs.list(view.name, limit=1)
+        last = latest[0] if latest else None
         problem = lost.get(view.name)
         if last is not None and last.status == "failed":
             problem = f"last run {last.id} failed: {last.error}"

@@ -179,7 +179,7 @@ class RedisOnlineStore(OnlineStore):
             found = self._client.hgetall(self._markers)
         except rex.RedisError as exc:
             raise self._error(exc) from exc
-        return {view.decode(): int(run_id) for view, run_id in found.items()}
+        return {bytes(view).decode(): int(run_id) for view, run_id in found.items()}
 
     def ping(self) -> None:
         try:
