@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -111,6 +112,57 @@ def test_bad_entity_rows_fail_before_the_join(
 ) -> None:
     with pytest.raises(RetrievalError, match=message):
         materialized.get_historical_features(change(entity_rows()), ["driver_stats:conv_rate"])  # type: ignore[operator]
+
+
+def test_missing_keys_say_drop_or_fill_and_the_fixes_work(materialized: FeatureStore) -> None:
+    rows = entity_rows().assign(driver_id=[1000, None, 1000, 9999, 1000])  # float64 with NaN
+    with pytest.raises(RetrievalError, match=r"1 row\(s\) have no key \(NaN\).*dropna") as error:
+        materialized.get_historical_features(rows, ["driver_stats:trips_today"])
+    assert "astype('Int64')" in str(error.value)
+    dropped = rows.dropna(subset=["driver_id"]).assign(
+        driver_id=lambda df: df["driver_id"].astype("int64")
+    )
+    frame = materialized.get_historical_features(dropped, ["driver_stats:trips_today"]).to_pandas()
+    assert frame["trips_today"].tolist()[:2] == [3, 3]
+    kept = rows.assign(driver_id=rows["driver_id"].astype("Int64"))
+    frame = materialized.get_historical_features(kept, ["driver_stats:trips_today"]).to_pandas()
+    assert frame["trips_today"].isna().tolist() == [False, True, False, True, True]
+
+
+def test_a_date_column_is_midnight_utc(materialized: FeatureStore) -> None:
+    # BASE is midnight: driver 1000's 0:00 row counts at the day's first instant, the next
+    # day sees the last row of each driver (9:00 for 1000, 7:00 for 1001).
+    day = BASE.date()
+    rows = pd.DataFrame(
+        {"driver_id": [1000, 1001, 1000], "day": [day, day, day + timedelta(days=1)]}
+    )
+    frame = materialized.get_historical_features(
+        rows, ["driver_stats:trips_today"], timestamp_column="day", created_cutoff=False
+    ).to_arrow()
+    assert frame.column("trips_today").to_pylist() == [0, None, 9]
+    assert (
+        frame.column("day").to_pylist() == rows["day"].tolist()
+    )  # the column comes back as it went in
+
+
+def test_duplicate_columns_name_the_fix(materialized: FeatureStore) -> None:
+    rows = pd.concat([entity_rows(), entity_rows()[["label"]]], axis=1)
+    with pytest.raises(RetrievalError, match=r"duplicate column\(s\) \['label'\].*duplicated"):
+        materialized.get_historical_features(rows, ["driver_stats:trips_today"])
+    table = pa.table([pa.array([1000]), pa.array([1000])], names=["driver_id", "driver_id"])
+    with pytest.raises(RetrievalError, match=r"duplicate column\(s\) \['driver_id'\]"):
+        materialized.get_historical_features(table, ["driver_stats:trips_today"])
+
+
+def test_keys_beyond_int64_are_refused_as_the_server_refuses_them(
+    materialized: FeatureStore,
+) -> None:
+    rows = entity_rows().assign(driver_id=np.array([1000, 2**64 - 1, 1000, 9, 1000], np.uint64))
+    with pytest.raises(RetrievalError, match="holds 18446744073709551615, beyond the range"):
+        materialized.get_historical_features(rows, ["driver_stats:trips_today"])
+    small = entity_rows().assign(driver_id=entity_rows()["driver_id"].astype("uint64"))
+    frame = materialized.get_historical_features(small, ["driver_stats:trips_today"]).to_pandas()
+    assert frame["trips_today"].tolist()[:3] == [3, 4, 3]
 
 
 @pytest.mark.parametrize(
