@@ -281,8 +281,7 @@ class FeatureStore:
         from featurehub.offline.pit import ViewQuery, point_in_time_join
 
         projections = self.catalog().resolve(features)
-        con = connect(self.repo_path)
-        entity = load_entity_table(entity_df, con)
+        entity = load_entity_table(entity_df, self.repo_path)
         check_entity_table(entity, projections, timestamp_column)
         queries = []
         for projection in projections:
@@ -305,6 +304,7 @@ class FeatureStore:
             )
 
         def run() -> pa.Table:
+            con = connect(self.repo_path)
             try:
                 return point_in_time_join(
                     con,

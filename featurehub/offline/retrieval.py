@@ -21,6 +21,7 @@ from featurehub import types
 from featurehub.definitions import FeatureView, FeatureViewProjection
 from featurehub.definitions import entity_keys as key_rule
 from featurehub.errors import FeaturehubError, did_you_mean
+from featurehub.offline.source_reader import read_only_connection
 
 EntityInput: TypeAlias = Union[pd.DataFrame, pa.Table, str, "PathLike[str]"]
 
@@ -51,7 +52,7 @@ class RetrievalJob:
         return target
 
 
-def load_entity_table(entity: EntityInput, con: duckdb.DuckDBPyConnection) -> pa.Table:
+def load_entity_table(entity: EntityInput, repo_path: Path) -> pa.Table:
     """Accept a DataFrame, an Arrow table, a Parquet path or a DuckDB SQL query."""
     if isinstance(entity, pa.Table):
         return entity
@@ -66,14 +67,45 @@ def load_entity_table(entity: EntityInput, con: duckdb.DuckDBPyConnection) -> pa
             raise RetrievalError(f"entity file {str(path)!r} does not exist")
         return pq.read_table(path)
     if isinstance(entity, str):
-        try:
-            return con.sql(entity).to_arrow_table()
-        except duckdb.Error as exc:
-            raise RetrievalError(f"the entity SQL query failed: {exc}") from None
+        return run_entity_query(entity, repo_path)
     raise RetrievalError(
         f"entity_df must be a pandas DataFrame, an Arrow table, a Parquet path or a SQL "
         f"query, not {type(entity).__name__}"
     )
+
+
+_ONLY_READS = (
+    "entity queries only read, so that a query string built from input cannot write files, "
+    "load extensions or reach the network"
+)
+
+
+def run_entity_query(sql: str, repo_path: Path) -> pa.Table:
+    """The rows of an entity SQL query: one SELECT, on a connection that reads files inside
+    the repo only (`read_only_connection`). A caller who needs more runs the query itself
+    and passes the DataFrame or Arrow table."""
+    con = read_only_connection(repo_path)
+    try:
+        statements = con.extract_statements(sql)
+        kinds = [statement.type.name for statement in statements]
+        if kinds != ["SELECT"]:
+            found = ", ".join(kinds) or "nothing"
+            raise RetrievalError(
+                f"the entity SQL query must be one SELECT statement, not {found}: {_ONLY_READS}"
+                "; run anything else with DuckDB yourself and pass the result as a DataFrame"
+            )
+        return con.sql(sql).to_arrow_table()
+    except duckdb.PermissionException as exc:
+        raise RetrievalError(
+            f"the entity SQL query was refused ({exc}): {_ONLY_READS}, and only files inside "
+            f"the repo ({repo_path}), named by absolute path or relative to a working "
+            "directory inside the repo; read other files yourself and pass the DataFrame, "
+            "the Arrow table or the Parquet path"
+        ) from None
+    except duckdb.Error as exc:
+        raise RetrievalError(f"the entity SQL query failed: {exc}") from None
+    finally:
+        con.close()
 
 
 def check_entity_table(

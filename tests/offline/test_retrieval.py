@@ -77,11 +77,56 @@ def test_inputs_service_full_names_and_outputs(materialized: FeatureStore, tmp_p
     )
     written = from_path.to_parquet(tmp_path / "out" / "train.parquet")
     assert pd.read_parquet(written)["trips_today"].tolist()[:3] == [3, 4, 3]
+
+
+def test_an_entity_query_reads_the_repos_files(materialized: FeatureStore) -> None:
+    entities = materialized.repo_path / "data" / "entities.parquet"
+    entity_rows().to_parquet(entities)
     by_sql = materialized.get_historical_features(
-        f"SELECT * FROM '{tmp_path / 'entities.parquet'}' WHERE label = 1",
-        ["driver_stats:trips_today"],
+        f"SELECT * FROM '{entities}' WHERE label = 1", ["driver_stats:trips_today"]
     )
     assert by_sql.to_pandas()["trips_today"].tolist()[:2] == [3, 3]
+    with_cte = materialized.get_historical_features(
+        f"WITH e AS (FROM read_parquet('{materialized.repo_path}/data/entit*.parquet') "
+        "WHERE label IS NOT NULL) SELECT * FROM e;",
+        ["driver_stats:trips_today"],
+    )
+    assert with_cte.to_pandas()["trips_today"].tolist()[:3] == [3, 4, 3]
+
+
+def test_an_entity_query_cannot_write_or_leave_the_repo(
+    materialized: FeatureStore, tmp_path: Path
+) -> None:
+    repo = materialized.repo_path
+    entities = repo / "data" / "entities.parquet"
+    entity_rows().to_parquet(entities)
+    outside = tmp_path / "outside.parquet"
+    entity_rows().to_parquet(outside)
+    features = ["driver_stats:trips_today"]
+    for target in (tmp_path / "stolen.csv", repo / "data" / "stolen.csv"):
+        query = f"COPY (SELECT * FROM '{entities}') TO '{target}'"
+        with pytest.raises(RetrievalError, match="must be one SELECT statement, not COPY"):
+            materialized.get_historical_features(query, features)
+        assert not target.exists()
+    two = f"SELECT * FROM '{entities}'; ATTACH '{repo / 'x.db'}'"
+    with pytest.raises(RetrievalError, match="one SELECT statement, not SELECT, ATTACH"):
+        materialized.get_historical_features(two, features)
+    refused = [
+        f"SELECT * FROM '{outside}'",
+        f"SELECT * FROM '{repo}/../outside.parquet'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM 'https://example.com/entities.parquet'",
+        f"SELECT * FROM read_parquet('{entities}') UNION ALL SELECT * FROM '{outside}'",
+    ]
+    for query in refused:
+        with pytest.raises(RetrievalError, match=r"refused .* only files inside the repo"):
+            materialized.get_historical_features(query, features)
+    for query, kind in [("INSTALL httpfs", "LOAD"), ("SET enable_external_access = 1", "SET")]:
+        with pytest.raises(RetrievalError, match=f"one SELECT statement, not {kind}"):
+            materialized.get_historical_features(query, features)
+    # What the message suggests for other files works: pass them as a path or a DataFrame.
+    frame = materialized.get_historical_features(str(outside), features).to_pandas()
+    assert frame["trips_today"].tolist()[:3] == [3, 4, 3]
 
 
 def test_other_timestamp_column(materialized: FeatureStore) -> None:
