@@ -124,6 +124,17 @@ def test_other_entity_inputs_show_the_expected_shape(
         online.get_online_features(["driver_stats:conv_rate"], entities)  # type: ignore[arg-type]
 
 
+def test_online_and_offline_frames_have_the_same_nullable_dtypes(online: FeatureStore) -> None:
+    features = ["driver_stats:conv_rate", "driver_stats:trips_today"]
+    served = online.get_online_features(features, {"driver_id": [1, 2]}).to_pandas()
+    rows = pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [NOW, NOW]})
+    trained = online.get_historical_features(rows, features).to_pandas()
+    names = ["driver_id", "conv_rate", "trips_today"]
+    assert dict(served.dtypes[names]) == dict(trained.dtypes[names])
+    assert str(served["trips_today"].dtype) == "Int64"  # not float64: driver 2 is expired
+    assert served["trips_today"].tolist() == trained["trips_today"].tolist() == [4, pd.NA]
+
+
 def test_unknown_feature(online: FeatureStore) -> None:
     with pytest.raises(NotFoundError, match="unknown feature view 'drivers_stats'"):
         online.get_online_features(["drivers_stats:conv_rate"], [{"driver_id": 1}])

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from featurehub import types
+from featurehub import dataframes, types
 from featurehub.definitions import FeatureView, FeatureViewProjection
 from featurehub.definitions import entity_keys as key_rule
 from featurehub.errors import FeaturehubError, did_you_mean
@@ -43,7 +43,10 @@ class RetrievalJob:
         return self._result
 
     def to_pandas(self) -> pd.DataFrame:
-        return self.to_arrow().to_pandas()
+        """The result as a DataFrame; integer and boolean columns in pandas' nullable dtypes
+        (Int64, boolean: a missing value is pd.NA, not NaN or None), as the online
+        response's `to_pandas` gives them (`featurehub.dataframes`)."""
+        return dataframes.to_pandas(self.to_arrow())
 
     def to_parquet(self, path: str | PathLike[str]) -> Path:
         target = Path(path)

@@ -16,12 +16,15 @@ from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from featurehub import types
+from featurehub import dataframes, types
 from featurehub.definitions import FeatureView, FeatureViewProjection
 from featurehub.definitions import entity_keys as key_rule
 from featurehub.errors import FeaturehubError, did_you_mean
 from featurehub.online.base import EPOCH, MICROSECOND, ColumnarRead, OnlineStore
+
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 PRESENT = "present"
 NOT_FOUND = "not_found"
@@ -44,6 +47,10 @@ class OnlineResponse:
     values: dict[str, list[Any]] = field(default_factory=dict)
     statuses: dict[str, list[str]] = field(default_factory=dict)
     event_us: dict[str, list[int | None]] = field(default_factory=dict)
+    # (view, its features, their names in the response): the types `to_pandas` gives columns.
+    sources: list[tuple[FeatureView, list[str], list[str]]] = field(
+        default_factory=list, repr=False
+    )
 
     @functools.cached_property
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
@@ -70,8 +77,37 @@ class OnlineResponse:
                 result[f"{name}__event_timestamp"] = self.event_timestamps[name]
         return result
 
+    def to_arrow(self, include_metadata: bool = False) -> pa.Table:
+        """`to_dict` as an Arrow table, each column of its key's or feature's declared type,
+        as `get_historical_features(...).to_arrow()` types it."""
+        declared = self._arrow_types()
+        columns: dict[str, pa.Array] = {}
+        for name, values in self.keys.items():
+            columns[name] = pa.array(values, declared.get(name))
+        for name, values in self.values.items():
+            columns[name] = pa.array(values, declared.get(name))
+        if include_metadata:
+            for name in self.values:
+                columns[f"{name}__status"] = pa.array(self.statuses[name], pa.string())
+                micros = pa.array(self.event_us[name], pa.int64())
+                columns[f"{name}__event_timestamp"] = micros.cast(_UTC_MICROS)
+        return pa.table(columns)
+
     def to_pandas(self, include_metadata: bool = False) -> pd.DataFrame:
-        return pd.DataFrame(self.to_dict(include_metadata))
+        """`to_dict` as a DataFrame in the dtypes of the retrieval job's `to_pandas`: integers
+        and bools nullable (Int64, boolean; a missing value is pd.NA), see
+        `featurehub.dataframes`."""
+        return dataframes.to_pandas(self.to_arrow(include_metadata))
+
+    def _arrow_types(self) -> dict[str, pa.DataType]:
+        declared: dict[str, pa.DataType] = {}
+        for view, features, names in self.sources:
+            for entity in view.entities:
+                for key, key_type in entity.key_types.items():
+                    declared.setdefault(key, key_type.arrow)
+            for feature, name in zip(features, names, strict=True):
+                declared[name] = view.feature(feature).dtype.arrow
+        return declared
 
 
 EntityRows: TypeAlias = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame
@@ -262,6 +298,7 @@ def lookup(
                 f"feature name {_repeated(names, served, response)!r} appears twice in the "
                 "response; pass full_feature_names=True to name features view__feature"
             )
+        response.sources.append((view, features, names))
         states.update(dict.fromkeys(names, status))
         stamps.update(dict.fromkeys(names, read.event_us))
     return response

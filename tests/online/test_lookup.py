@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,7 @@ from featurehub.online.lookup import (
     lookup,
 )
 from featurehub.server import request
-from tests.online import BASE, at, make_rows, make_view
+from tests.online import ALL_TYPES, BASE, at, make_rows, make_view
 
 VIEW = dataclasses.replace(make_view(), ttl=timedelta(hours=2))
 NOW = at(11)
@@ -268,3 +269,41 @@ def oracle_accepts(key_type: t.ValueType | None, value: Any) -> bool:
     if key_type is None:
         return isinstance(value, (str, bytes))
     return True  # Bool, Float and Timestamp keys take any value
+
+
+def test_to_pandas_uses_nullable_dtypes_of_the_declared_types(online_store: OnlineStore) -> None:
+    view = make_view("typed", schema=ALL_TYPES)
+    values = {
+        "f_int64": 1,
+        "f_int32": 2,
+        "f_float64": 0.5,
+        "f_float32": 1.5,
+        "f_string": "x",
+        "f_bool": True,
+        "f_bytes": b"b",
+        "f_timestamp": at(3),
+    }
+    online_store.write(view, make_rows(view, [{"driver_id": 1, "event": 1, **values}]))
+    features = [field.name for field in ALL_TYPES]
+    rows = [{"driver_id": 1}, {"driver_id": 2}]
+    response = lookup(online_store, project(view, *features), rows, now=NOW)
+    frame = response.to_pandas(include_metadata=True)
+    assert {name: str(frame[name].dtype) for name in ["driver_id", *features]} == {
+        "driver_id": "Int64",
+        "f_int64": "Int64",
+        "f_int32": "Int32",
+        "f_float64": "float64",
+        "f_float32": "float32",
+        "f_string": "str",
+        "f_bool": "boolean",
+        "f_bytes": "object",
+        "f_timestamp": "datetime64[us, UTC]",
+    }
+    assert frame["f_int64"].tolist() == [1, pd.NA] and frame["f_bool"].tolist() == [True, pd.NA]
+    assert frame["f_timestamp"].tolist()[0] == at(3)
+    assert frame["f_int64__event_timestamp"].tolist()[0] == at(1)
+    assert str(frame["f_int64__event_timestamp"].dtype) == "datetime64[us, UTC]"
+    assert frame["f_int64__status"].tolist() == [PRESENT, NOT_FOUND]
+    table = response.to_arrow()
+    assert table.schema.field("f_int32").type == pa.int32()
+    assert table.column("f_int64").to_pylist() == [1, None]
