@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -66,13 +67,17 @@ def first_refused(expected: types.ValueType | None, column: Sequence[object]) ->
     plain = _PLAIN.get(expected.name if expected is not None else None)
     kinds = set(map(type, column))
     if plain is not None and plain.issuperset(kinds):
-        ints = column if kinds == _INT else [value for value in column if type(value) is int]
-        if not ints or (min(ints) >= INT64_MIN and max(ints) <= INT64_MAX):  # type: ignore[type-var]
+        ints = cast("Sequence[int]", column if kinds == _INT else _ints(column))
+        if not ints or (min(ints) >= INT64_MIN and max(ints) <= INT64_MAX):
             return None
     for index, value in enumerate(column):
         if not accepts(expected, value):
             return index
     return None
+
+
+def _ints(column: Sequence[object]) -> list[int]:
+    return [value for value in column if type(value) is int]
 
 
 def describe(expected: types.ValueType | None) -> str:

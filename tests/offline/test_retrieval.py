@@ -160,7 +160,7 @@ def test_bad_entity_rows_fail_before_the_join(
 
 
 def test_missing_keys_say_drop_or_fill_and_the_fixes_work(materialized: FeatureStore) -> None:
-    rows = entity_rows().assign(driver_id=[1000, None, 1000, 9999, 1000])  # float64 with NaN
+    rows = entity_rows().assign(driver_id=[1000, float("nan"), 1000, 9999, 1000])
     with pytest.raises(RetrievalError, match=r"1 row\(s\) have no key \(NaN\).*dropna") as error:
         materialized.get_historical_features(rows, ["driver_stats:trips_today"])
     assert "astype('Int64')" in str(error.value)
