@@ -49,7 +49,9 @@ driver = Entity(name="driver", join_keys=["driver_id"])
 driver_stats = FeatureView(
     name="driver_stats",
     entities=[driver],
-    source=ParquetSource(path="{path}", created_timestamp_field="created_timestamp"),
+    source=ParquetSource(
+        path="{path}", created_timestamp_field="created_timestamp", allow_outside_repo=True
+    ),
     schema=[{fields}],
 )
 """

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import pyarrow as pa
 
@@ -37,7 +36,7 @@ from featurehub.offline.retrieval import (
 from featurehub.offline.source_reader import connect
 from featurehub.online.base import OnlineStore
 from featurehub.online.factory import online_store_for
-from featurehub.online.lookup import OnlineResponse, lookup
+from featurehub.online.lookup import EntityRows, OnlineResponse, entity_rows_of, lookup
 from featurehub.online.markers import lost_views
 from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.runs import Run
@@ -270,21 +269,25 @@ class FeatureStore:
     def get_online_features(
         self,
         features: Sequence[str] | FeatureService | str,
-        entity_rows: Sequence[Mapping[str, Any]],
+        entity_rows: EntityRows,
         *,
         full_feature_names: bool = False,
     ) -> OnlineResponse:
-        """The latest values of `features` for each entity row (a dict of join keys), with a
-        status per value (present, not_found, expired) and its event timestamp.
+        """The latest values of `features` for each entity row, with a status per value
+        (present, not_found, expired) and its event timestamp.
+
+        Entity rows are a list of dicts of join keys, columns as the HTTP API takes them
+        (`{"driver_id": [1, 2]}`) or a pandas DataFrame; NumPy integers are integers. Keys are
+        checked by the server's rule (`featurehub.definitions.entity_keys`): a key the server
+        refuses is refused here too.
 
         TTL is applied now, as `get_historical_features` applies it at an entity timestamp of
         now. Definitions come from a cache refreshed every `registry.refresh_seconds`, so no
         registry query runs per call.
         """
+        rows = entity_rows_of(entity_rows)
         projections = self._serving_catalog().resolve(features)
-        return lookup(
-            self.online_store, projections, entity_rows, full_feature_names=full_feature_names
-        )
+        return lookup(self.online_store, projections, rows, full_feature_names=full_feature_names)
 
     def _serving_catalog(self) -> Catalog:
         now = time.monotonic()
@@ -321,8 +324,7 @@ class FeatureStore:
         from featurehub.offline.pit import ViewQuery, point_in_time_join
 
         projections = self.catalog().resolve(features)
-        con = connect(self.repo_path)
-        entity = load_entity_table(entity_df, con)
+        entity = load_entity_table(entity_df, self.repo_path)
         check_entity_table(entity, projections, timestamp_column)
         queries = []
         for projection in projections:
@@ -345,6 +347,7 @@ class FeatureStore:
             )
 
         def run() -> pa.Table:
+            con = connect(self.repo_path)
             try:
                 return point_in_time_join(
                     con,

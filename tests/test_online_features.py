@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -87,6 +89,50 @@ def test_service_and_full_feature_names(online: FeatureStore) -> None:
 def test_bad_entity_rows(online: FeatureStore, rows: list[dict[str, object]], message: str) -> None:
     with pytest.raises(EntityKeyError, match=message):
         online.get_online_features(["driver_stats:conv_rate"], rows)
+
+
+@pytest.mark.parametrize(
+    "entities",
+    [
+        {"driver_id": [1, 2, 3]},
+        {"driver_id": np.array([1, 2, 3])},
+        pd.DataFrame({"driver_id": [1, 2, 3], "label": [0, 1, 0]}),
+        [{"driver_id": np.int64(1)}, {"driver_id": np.int32(2)}, {"driver_id": np.uint8(3)}],
+    ],
+    ids=["columns", "numpy column", "dataframe", "numpy scalars"],
+)
+def test_columns_dataframes_and_numpy_keys(online: FeatureStore, entities: object) -> None:
+    response = online.get_online_features(["driver_stats:trips_today"], entities)  # type: ignore[arg-type]
+    assert response.to_dict() == {"driver_id": [1, 2, 3], "trips_today": [4, None, None]}
+    assert response.statuses["trips_today"] == ["present", "expired", "not_found"]
+
+
+@pytest.mark.parametrize(
+    ("entities", "message"),
+    [
+        (None, "entity rows cannot be None: entity rows are a list of dicts"),
+        (1, "cannot be an int: .*or a pandas DataFrame"),
+        ({"driver_id": 1}, "entity column 'driver_id' is an int, not a list"),
+        ([1, 2], "entity row 0 is an int, not a dict of join keys"),
+        ([{"driver_id": None}], "driver_id is missing"),
+    ],
+)
+def test_other_entity_inputs_show_the_expected_shape(
+    online: FeatureStore, entities: object, message: str
+) -> None:
+    with pytest.raises(EntityKeyError, match=message):
+        online.get_online_features(["driver_stats:conv_rate"], entities)  # type: ignore[arg-type]
+
+
+def test_online_and_offline_frames_have_the_same_nullable_dtypes(online: FeatureStore) -> None:
+    features = ["driver_stats:conv_rate", "driver_stats:trips_today"]
+    served = online.get_online_features(features, {"driver_id": [1, 2]}).to_pandas()
+    rows = pd.DataFrame({"driver_id": [1, 2], "event_timestamp": [NOW, NOW]})
+    trained = online.get_historical_features(rows, features).to_pandas()
+    names = ["driver_id", "conv_rate", "trips_today"]
+    assert dict(served.dtypes[names]) == dict(trained.dtypes[names])
+    assert str(served["trips_today"].dtype) == "Int64"  # not float64: driver 2 is expired
+    assert served["trips_today"].tolist() == trained["trips_today"].tolist() == [4, pd.NA]
 
 
 def test_unknown_feature(online: FeatureStore) -> None:

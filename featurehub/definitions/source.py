@@ -73,13 +73,22 @@ def _default_name(path: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in stem) or "source"
 
 
+def _outside_repo_spec(allowed: bool) -> dict[str, Any]:
+    """`allow_outside_repo` in a spec only when set, so specs registered before the option
+    existed compare equal to today's and `plan` shows no change for them."""
+    return {"allow_outside_repo": True} if allowed else {}
+
+
 @dataclass(frozen=True)
 class ParquetSource(DataSource):
     """A Parquet file, a directory of Parquet files (read recursively, hive partitions
-    understood) or a glob. A relative path is relative to the feature repo."""
+    understood) or a glob. A relative path is relative to the feature repo; a local path
+    outside the repo is refused unless `allow_outside_repo=True` says it is meant (URLs such
+    as s3://... are read as given)."""
 
     kind: ClassVar[str] = "parquet"
     path: str = ""
+    allow_outside_repo: bool = False
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -89,16 +98,18 @@ class ParquetSource(DataSource):
         self._check_common()
 
     def _location_spec(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path, **_outside_repo_spec(self.allow_outside_repo)}
 
 
 @dataclass(frozen=True)
 class CsvSource(DataSource):
-    """A CSV file (or glob) with a header row; column types are sniffed by DuckDB."""
+    """A CSV file (or glob) with a header row; column types are sniffed by DuckDB. Paths
+    follow ParquetSource's rules, `allow_outside_repo` included."""
 
     kind: ClassVar[str] = "csv"
     path: str = ""
     delimiter: str = ","
+    allow_outside_repo: bool = False
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -108,13 +119,18 @@ class CsvSource(DataSource):
         self._check_common()
 
     def _location_spec(self) -> dict[str, Any]:
-        return {"path": self.path, "delimiter": self.delimiter}
+        return {
+            "path": self.path,
+            "delimiter": self.delimiter,
+            **_outside_repo_spec(self.allow_outside_repo),
+        }
 
 
 @dataclass(frozen=True)
 class SqlSource(DataSource):
     """A DuckDB SQL query over files, e.g. a join of two Parquet files. Relative file
-    paths inside the query are resolved against the feature repo."""
+    paths inside the query are resolved against the feature repo. The query is code of the
+    repo, like its Python: it reads what it names, inside the repo or not."""
 
     kind: ClassVar[str] = "sql"
     query: str = ""

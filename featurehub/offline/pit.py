@@ -143,9 +143,12 @@ def entity_times_us(column: pa.ChunkedArray | pa.Array) -> np.ma.MaskedArray:
     """Entity timestamps as UTC microseconds since the epoch, masked where null.
 
     Arrow stores a zoned timestamp as UTC already and a naive one as its wall time, so the raw
-    integers are the UTC instants with naive times taken as UTC. Nanoseconds are floored: with
-    microsecond feature times, e <= t holds exactly when e <= floor(t) (same for created).
+    integers are the UTC instants with naive times taken as UTC; a date is midnight UTC at its
+    start. Nanoseconds are floored: with microsecond feature times, e <= t holds exactly when
+    e <= floor(t) (same for created).
     """
+    if pa.types.is_date(column.type):  # a day is its first instant, midnight UTC
+        column = column.cast(pa.timestamp("us"))
     if not pa.types.is_timestamp(column.type):
         raise TypeError(f"the entity timestamp column must be a timestamp, not {column.type}")
     if isinstance(column, pa.ChunkedArray):

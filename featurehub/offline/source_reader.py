@@ -7,6 +7,7 @@ description with LIMIT 0), never from scanning the data, so `apply` stays fast o
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,24 @@ def resolve_path(path: str, repo_path: Path) -> str:
     return str(full)
 
 
+def is_inside(path: str, folder: Path) -> bool:
+    """True when `path` (absolute, maybe a glob) lies in `folder`, `..` segments resolved."""
+    root = os.path.normpath(folder.absolute())
+    return os.path.normpath(path).startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _check_inside_repo(source: ParquetSource | CsvSource, path: str, repo_path: Path) -> None:
+    """A local path outside the repo is read only when the source says so: a path that works
+    on one machine because of where its files happen to be is a mistake found at apply."""
+    if "://" in path or source.allow_outside_repo or is_inside(path, repo_path):
+        return
+    raise SourceError(
+        f"source {source.name!r}: path {source.path!r} is outside the feature repo "
+        f"({repo_path}); move the data into the repo, or pass allow_outside_repo=True to "
+        f"{type(source).__name__} to read it from there on purpose"
+    )
+
+
 def _has_files(pattern: str) -> bool:
     if "://" in pattern:
         return True
@@ -48,6 +67,7 @@ def relation_sql(source: DataSource, repo_path: Path) -> str:
     """A DuckDB table expression yielding the source's rows, e.g. `read_parquet('...')`."""
     if isinstance(source, ParquetSource):
         path = resolve_path(source.path, repo_path)
+        _check_inside_repo(source, path, repo_path)
         if not _has_files(path):
             raise SourceError(
                 f"source {source.name!r}: no Parquet file at {source.path!r} (looked for {path}); "
@@ -56,6 +76,7 @@ def relation_sql(source: DataSource, repo_path: Path) -> str:
         return f"read_parquet({_quote(path)}, hive_partitioning = true, union_by_name = true)"
     if isinstance(source, CsvSource):
         path = resolve_path(source.path, repo_path)
+        _check_inside_repo(source, path, repo_path)
         if not _has_files(path):
             raise SourceError(
                 f"source {source.name!r}: no CSV file at {source.path!r} (looked for {path}); "
@@ -70,6 +91,25 @@ def relation_sql(source: DataSource, repo_path: Path) -> str:
 def connect(repo_path: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection where relative paths in SQL resolve inside the repo."""
     return duckdb_connection(repo_path)
+
+
+def read_only_connection(repo_path: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection that may read files inside the repo and nothing else: no file
+    outside it, no URL, no extension loaded or installed, and settings locked so a query
+    cannot undo this. For SQL featurehub did not write (an entity query).
+
+    DuckDB checks a relative path against the working directory, so relative paths read the
+    repo only when the working directory is inside it. Writes inside the repo are not refused
+    here (DuckDB allows both in an allowed folder): callers run only SELECT statements."""
+    con = duckdb_connection()
+    con.execute(
+        "SET allowed_directories = ?", [[str(repo_path.absolute()).rstrip(os.sep) + os.sep]]
+    )
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
 
 
 def source_schema(source: DataSource, repo_path: Path) -> pa.Schema:

@@ -8,17 +8,23 @@ with a status per value (present, not_found, expired) and its event timestamp.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeAlias
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from featurehub import types
+from featurehub import dataframes, types
 from featurehub.definitions import FeatureView, FeatureViewProjection
+from featurehub.definitions import entity_keys as key_rule
 from featurehub.errors import FeaturehubError, did_you_mean
 from featurehub.online.base import EPOCH, MICROSECOND, ColumnarRead, OnlineStore
+
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 PRESENT = "present"
 NOT_FOUND = "not_found"
@@ -41,6 +47,10 @@ class OnlineResponse:
     values: dict[str, list[Any]] = field(default_factory=dict)
     statuses: dict[str, list[str]] = field(default_factory=dict)
     event_us: dict[str, list[int | None]] = field(default_factory=dict)
+    # (view, its features, their names in the response): the types `to_pandas` gives columns.
+    sources: list[tuple[FeatureView, list[str], list[str]]] = field(
+        default_factory=list, repr=False
+    )
 
     @functools.cached_property
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
@@ -67,51 +77,111 @@ class OnlineResponse:
                 result[f"{name}__event_timestamp"] = self.event_timestamps[name]
         return result
 
+    def to_arrow(self, include_metadata: bool = False) -> pa.Table:
+        """`to_dict` as an Arrow table, each column of its key's or feature's declared type,
+        as `get_historical_features(...).to_arrow()` types it."""
+        declared = self._arrow_types()
+        columns: dict[str, pa.Array] = {}
+        for name, values in self.keys.items():
+            columns[name] = pa.array(values, declared.get(name))
+        for name, values in self.values.items():
+            columns[name] = pa.array(values, declared.get(name))
+        if include_metadata:
+            for name in self.values:
+                columns[f"{name}__status"] = pa.array(self.statuses[name], pa.string())
+                micros = pa.array(self.event_us[name], pa.int64())
+                columns[f"{name}__event_timestamp"] = micros.cast(_UTC_MICROS)
+        return pa.table(columns)
+
     def to_pandas(self, include_metadata: bool = False) -> pd.DataFrame:
-        return pd.DataFrame(self.to_dict(include_metadata))
+        """`to_dict` as a DataFrame in the dtypes of the retrieval job's `to_pandas`: integers
+        and bools nullable (Int64, boolean; a missing value is pd.NA), see
+        `featurehub.dataframes`."""
+        return dataframes.to_pandas(self.to_arrow(include_metadata))
+
+    def _arrow_types(self) -> dict[str, pa.DataType]:
+        declared: dict[str, pa.DataType] = {}
+        for view, features, names in self.sources:
+            for entity in view.entities:
+                for key, key_type in entity.key_types.items():
+                    declared.setdefault(key, key_type.arrow)
+            for feature, name in zip(features, names, strict=True):
+                declared[name] = view.feature(feature).dtype.arrow
+        return declared
 
 
-def _key_ok(expected: types.ValueType | None, value: Any) -> bool:
-    if value is None or expected is None:
-        return True
-    if expected in (types.Int64, types.Int32):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if expected is types.String:
-        return isinstance(value, str)
-    if expected is types.Bytes:
-        return isinstance(value, bytes)
-    return True
+EntityRows: TypeAlias = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | pd.DataFrame
+"""What `get_online_features` takes as entity rows; see `entity_rows_of`."""
+
+_EXPECTED_SHAPE = (
+    'entity rows are a list of dicts, [{"driver_id": 1001}, {"driver_id": 1002}], columns '
+    'like the HTTP API\'s, {"driver_id": [1001, 1002]}, or a pandas DataFrame of join keys'
+)
 
 
-_NONE = type(None)
-# The exact types a whole column of keys may have to pass without a per-value check.
-# Keyed by name: hashing a ValueType hashes its Arrow type, which costs more than the check.
-_PLAIN_KEY_TYPES: dict[str, frozenset[type]] = {
-    types.Int64.name: frozenset({int, _NONE}),
-    types.Int32.name: frozenset({int, _NONE}),
-    types.String.name: frozenset({str, _NONE}),
-    types.Bytes.name: frozenset({bytes, _NONE}),
-}
+def entity_rows_of(entities: object) -> Sequence[Mapping[str, Any]]:
+    """The entity rows of every shape `get_online_features` takes: a list of dicts (returned
+    as is: each row is checked by `entity_keys`), columns (a dict of join key -> list, NumPy
+    array or Series, the HTTP API's shape) or a DataFrame. Anything else raises, showing the
+    expected shape: a raw TypeError from deep inside a look-up says nothing of the fix."""
+    if isinstance(entities, pd.DataFrame):
+        repeated = sorted({str(c) for c in entities.columns[entities.columns.duplicated()]})
+        if repeated:
+            raise EntityKeyError(
+                f"the entity DataFrame has duplicate column(s) {repeated}; keep one of each, "
+                "e.g. df = df.loc[:, ~df.columns.duplicated()]"
+            )
+        return _rows_of_columns({str(name): entities[name] for name in entities.columns})
+    if isinstance(entities, Mapping):
+        return _rows_of_columns(entities)
+    if isinstance(entities, (list, tuple)):
+        return entities
+    raise EntityKeyError(f"entity rows cannot be {_a(entities)}: {_EXPECTED_SHAPE}")
+
+
+def _a(value: object) -> str:
+    """'None', 'an int', 'a str': what a value is, for messages."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeio' else 'a'} {name}"
+
+
+def _rows_of_columns(columns: Mapping[Any, Any]) -> list[dict[str, Any]]:
+    """Columnar entities -> one dict per row, values as plain Python scalars."""
+    lists: dict[str, list[Any]] = {}
+    for name, column in columns.items():
+        if isinstance(column, (pd.Series, pd.Index, np.ndarray)):
+            lists[name] = column.tolist()
+        elif isinstance(column, (list, tuple)):
+            lists[name] = list(column)
+        else:
+            raise EntityKeyError(
+                f"entity column {name!r} is {_a(column)}, not a list of values: {_EXPECTED_SHAPE}"
+            )
+    lengths = {name: len(values) for name, values in lists.items()}
+    if len(set(lengths.values())) > 1:
+        counts = ", ".join(f"{name}: {count}" for name, count in lengths.items())
+        raise EntityKeyError(
+            f"entity columns differ in length ({counts}); give one value per entity row in "
+            "every column"
+        )
+    names = list(lists)
+    return [dict(zip(names, values, strict=True)) for values in zip(*lists.values(), strict=True)]
 
 
 def entity_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Each row's join-key values for `view`, checked against the entities' key types.
-
-    No coercion: "12" is not 12. A key of a view is looked up as given, so a string id
-    against an integer key is an error here rather than a silent "not found".
-    """
+    """Each row's join-key values for `view`, checked by the rule the server uses
+    (`featurehub.definitions.entity_keys`): no coercion, so a string id against an integer
+    key is an error here rather than a silent "not found"."""
     columns: list[list[Any]] = []
     for entity in view.entities:
         for key in entity.join_keys:
             try:
                 column = [row[key] for row in rows]
-            except KeyError:
+            except (KeyError, TypeError, IndexError):
                 return _checked_keys(view, rows)  # raises, naming the first bad row
-            expected = entity.key_types.get(key)
-            plain = _PLAIN_KEY_TYPES.get(expected.name) if expected is not None else None
-            # One set of the column's exact types; bools, subclasses and the like go through
-            # the per-value check, which raises for the first bad row.
-            if plain is not None and not plain.issuperset(map(type, column)):
+            if key_rule.first_refused(entity.key_types.get(key), column) is not None:
                 return _checked_keys(view, rows)
             columns.append(column)
     if not columns:
@@ -120,9 +190,13 @@ def entity_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[tu
 
 
 def _checked_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """`entity_keys` row by row: the first missing or mistyped key raises EntityKeyError."""
+    """`entity_keys` row by row: the first bad row or key raises EntityKeyError."""
     keys = []
     for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise EntityKeyError(
+                f"entity row {index} is {_a(row)}, not a dict of join keys: {_EXPECTED_SHAPE}"
+            )
         values = []
         for entity in view.entities:
             for key in entity.join_keys:
@@ -134,16 +208,33 @@ def _checked_keys(view: FeatureView, rows: Sequence[Mapping[str, Any]]) -> list[
                     )
                 value = row[key]
                 expected = entity.key_types.get(key)
-                if not _key_ok(expected, value):
-                    assert expected is not None
-                    raise EntityKeyError(
-                        f"entity row {index}: {key}={value!r} is a {type(value).__name__} but "
-                        f"entity {entity.name!r} keys are {expected.name}; pass "
-                        f"{'an int' if expected in (types.Int64, types.Int32) else 'a str'}"
-                    )
+                if not key_rule.accepts(expected, value):
+                    raise EntityKeyError(_refusal(index, key, value, entity.name, expected))
                 values.append(value)
         keys.append(tuple(values))
     return keys
+
+
+def _refusal(
+    index: int, key: str, value: Any, entity: str, expected: types.ValueType | None
+) -> str:
+    kinds = key_rule.describe(expected)
+    if expected is not None:
+        kinds = f"{expected.name} ({kinds})"
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return (
+            f"entity row {index}: {key} is missing ({value!r}); entity {entity!r} keys are "
+            f"{kinds} and null is not a key: drop the rows without one or fill them in"
+        )
+    if key_rule.is_integer_key(expected) and key_rule.is_integer(value):
+        return (
+            f"entity row {index}: {key}={value!r} is beyond the range of entity {entity!r} "
+            f"keys, {kinds}: no stored row can match it"
+        )
+    return (
+        f"entity row {index}: {key}={value!r} is {_a(value)} but entity {entity!r} keys are "
+        f"{kinds}; pass one of those"
+    )
 
 
 def statuses(read: ColumnarRead, view: FeatureView, now_us: int) -> tuple[list[str], list[int]]:
@@ -207,6 +298,7 @@ def lookup(
                 f"feature name {_repeated(names, served, response)!r} appears twice in the "
                 "response; pass full_feature_names=True to name features view__feature"
             )
+        response.sources.append((view, features, names))
         states.update(dict.fromkeys(names, status))
         stamps.update(dict.fromkeys(names, read.event_us))
     return response

@@ -179,7 +179,10 @@ class RedisOnlineStore(OnlineStore):
             found = self._client.hgetall(self._markers)
         except rex.RedisError as exc:
             raise self._error(exc) from exc
-        return {bytes(view).decode(): int(run_id) for view, run_id in found.items()}
+        return {
+            view.decode() if isinstance(view, bytes) else view: int(run_id)
+            for view, run_id in found.items()
+        }
 
     def ping(self) -> None:
         try:

@@ -15,12 +15,12 @@ from fastapi.responses import Response
 from starlette.types import Receive
 
 from featurehub import types
+from featurehub.definitions import entity_keys
 from featurehub.errors import DefinitionError, FeaturehubError, NotFoundError
 from featurehub.online.base import OnlineStoreError, OnlineStoreUnavailable
 from featurehub.online.lookup import EntityKeyError
 from featurehub.server.snapshot import Resolved, Snapshot
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 JSON = "application/json"
 
 
@@ -152,31 +152,15 @@ def entity_rows(entities: Any, resolved: Resolved, max_entities: int) -> list[di
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-_INT, _STR = {int}, {str}
-
-
 def _check_keys(key: str, dtype: types.ValueType | None, column: list[Any]) -> None:
-    want_int = dtype in (types.Int64, types.Int32)
-    want_str = dtype is types.String
-    kinds = set(map(type, column))  # the usual column has one exact type: check it whole
-    if kinds == _INT and not want_str:
-        if min(column) >= INT64_MIN and max(column) <= INT64_MAX:
-            return
-    elif kinds == _STR and not want_int:
-        return
-    for index, value in enumerate(column):  # find the first bad value, to name it
-        kind = type(value)
-        if kind is int:
-            if not want_str and INT64_MIN <= value <= INT64_MAX:
-                continue
-        elif kind is str and not want_int:
-            continue
-        expected = "integers" if want_int else "strings" if want_str else "integers or strings"
+    """The SDK's rule (featurehub.definitions.entity_keys), answered as a 422."""
+    index = entity_keys.first_refused(dtype, column)
+    if index is not None:
         raise ApiError(
             422,
             "invalid_entities",
-            f"entities.{key}[{index}] is {orjson.dumps(value).decode()[:40]}, but {key} keys "
-            f"are {expected}" + (" (64-bit)" if kind is int else ""),
+            f"entities.{key}[{index}] is {orjson.dumps(column[index]).decode()[:40]}, but "
+            f"{key} keys are {entity_keys.describe(dtype)}",
         )
 
 

@@ -8,9 +8,14 @@ from datetime import datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from featurehub import Field
+from featurehub import Entity, Field
 from featurehub import types as t
 from featurehub.definitions import FeatureView, FeatureViewProjection
 from featurehub.online import OnlineStore
@@ -20,9 +25,11 @@ from featurehub.online.lookup import (
     PRESENT,
     EntityKeyError,
     entity_keys,
+    entity_rows_of,
     lookup,
 )
-from tests.online import BASE, at, make_rows, make_view
+from featurehub.server import request
+from tests.online import ALL_TYPES, BASE, at, make_rows, make_view
 
 VIEW = dataclasses.replace(make_view(), ttl=timedelta(hours=2))
 NOW = at(11)
@@ -106,8 +113,10 @@ def test_keys_are_checked_not_coerced(stored: OnlineStore) -> None:
         lookup(stored, projection, [{"driver_id": True}], now=NOW)
     with pytest.raises(EntityKeyError, match="entity row 2 has no 'driver_id'"):
         lookup(stored, projection, [{"driver_id": 1}, {"driver_id": 2}, {"driver": 3}], now=NOW)
-    response = lookup(stored, projection, [{"driver_id": None}], now=NOW)
-    assert response.statuses["value"] == [NOT_FOUND]
+    with pytest.raises(EntityKeyError, match="driver_id is missing .*null is not a key"):
+        lookup(stored, projection, [{"driver_id": 1}, {"driver_id": None}], now=NOW)
+    with pytest.raises(EntityKeyError, match=r"entity row 1 is an int, not a dict.*\[\{"):
+        lookup(stored, projection, [{"driver_id": 1}, 2], now=NOW)  # type: ignore[list-item]
 
 
 def test_entity_keys_accept_int_subclasses_and_keep_order() -> None:
@@ -122,6 +131,68 @@ def test_entity_keys_accept_int_subclasses_and_keep_order() -> None:
         entity_keys(view, [{"driver_id": 1, "city": b"x"}])
 
 
+def test_numpy_integers_are_integers_and_the_range_is_the_servers(stored: OnlineStore) -> None:
+    projection = project(VIEW, "value")
+    rows = [{"driver_id": np.int64(1)}, {"driver_id": np.uint8(5)}, {"driver_id": np.int32(9)}]
+    response = lookup(stored, projection, rows, now=NOW)
+    assert response.values == {"value": [1, None, None]}
+    assert response.statuses["value"] == [PRESENT, PRESENT, NOT_FOUND]
+    beyond = [{"driver_id": np.uint64(2**63)}]
+    with pytest.raises(EntityKeyError, match="beyond the range .* Int64 \\(64-bit integers\\)"):
+        lookup(stored, projection, beyond, now=NOW)
+    with pytest.raises(EntityKeyError, match="np.True_ is a bool but"):
+        lookup(stored, projection, [{"driver_id": np.bool_(True)}], now=NOW)
+
+
+COLUMNS: list[Any] = [
+    {"driver_id": [1, 5, 9]},
+    {"driver_id": (1, 5, 9)},
+    {"driver_id": np.array([1, 5, 9])},
+    {"driver_id": pd.Series([1, 5, 9], dtype="int32")},
+    pd.DataFrame({"driver_id": [1, 5, 9], "label": ["a", "b", "c"]}),
+    [{"driver_id": 1}, {"driver_id": 5}, {"driver_id": 9}],
+]
+
+
+@pytest.mark.parametrize("entities", COLUMNS, ids=lambda e: type(e).__name__)
+def test_every_shape_of_entity_rows_gives_the_same_answer(
+    stored: OnlineStore, entities: Any
+) -> None:
+    rows = entity_rows_of(entities)
+    response = lookup(stored, project(VIEW, "value"), rows, now=NOW)
+    assert response.to_dict() == {"driver_id": [1, 5, 9], "value": [1, None, None]}
+    assert all(type(key) is int for key in response.keys["driver_id"])
+
+
+@pytest.mark.parametrize(
+    ("entities", "message"),
+    [
+        (None, "cannot be None: entity rows are a list of dicts"),
+        (1001, 'cannot be an int: .*\\[\\{"driver_id": 1001\\}'),
+        ("driver_id=1", "cannot be a str: .*columns like the HTTP API's"),
+        ({"driver_id": 1}, "entity column 'driver_id' is an int, not a list of values"),
+        ({"driver_id": [1, 2], "city": ["x"]}, "differ in length \\(driver_id: 2, city: 1\\)"),
+        (np.array([1, 2]), "cannot be a ndarray"),
+        (
+            pd.DataFrame([[1, 2]], columns=["driver_id", "driver_id"]),
+            "duplicate column\\(s\\) \\['driver_id'\\].*duplicated",
+        ),
+    ],
+)
+def test_other_entity_inputs_are_refused_showing_the_shape(entities: Any, message: str) -> None:
+    with pytest.raises(EntityKeyError, match=message):
+        entity_rows_of(entities)
+
+
+def test_missing_keys_in_a_dataframe_say_to_drop_or_fill(stored: OnlineStore) -> None:
+    frame = pd.DataFrame({"driver_id": pd.array([1, None], dtype="Int64")})
+    with pytest.raises(EntityKeyError, match="entity row 1: driver_id is missing.*drop the rows"):
+        lookup(stored, project(VIEW, "value"), entity_rows_of(frame), now=NOW)
+    floats = pd.DataFrame({"driver_id": [1.0, float("nan")]})
+    with pytest.raises(EntityKeyError, match="entity row 0: driver_id=1.0 is a float"):
+        lookup(stored, project(VIEW, "value"), entity_rows_of(floats), now=NOW)
+
+
 def test_now_defaults_to_the_current_time(online_store: OnlineStore) -> None:
     view = dataclasses.replace(make_view(), ttl=timedelta(days=1))
     recent = (datetime.now(timezone.utc) - timedelta(minutes=1) - BASE) / timedelta(hours=1)
@@ -132,3 +203,107 @@ def test_now_defaults_to_the_current_time(online_store: OnlineStore) -> None:
     online_store.write(view, make_rows(view, rows))
     response = lookup(online_store, project(view, "value"), [{"driver_id": 1}, {"driver_id": 2}])
     assert response.statuses["value"] == [PRESENT, EXPIRED]  # 2: at BASE, over a day ago
+
+
+KEY_VALUES = st.one_of(
+    st.integers(min_value=-(2**65), max_value=2**65),
+    st.integers(min_value=0, max_value=2**64 - 1).map(np.uint64),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(np.int64),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+    st.binary(max_size=3),
+    st.floats(allow_nan=True),
+)
+KEY_TYPES = st.sampled_from([t.Int64, t.Int32, t.String, t.Bytes, t.Bool, None])
+
+
+def server_accepts(key_type: t.ValueType | None, column: list[Any]) -> bool:
+    """The feature server's check of one entity column (what POST /v1/features runs)."""
+    try:
+        request._check_keys("k", key_type, column)
+    except request.ApiError:
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(key_type=KEY_TYPES, column=st.lists(KEY_VALUES, min_size=1, max_size=5))
+def test_sdk_and_server_accept_the_same_keys(
+    key_type: t.ValueType | None, column: list[Any]
+) -> None:
+    view = make_view(keys=[("k", t.Int64)])
+    entity = Entity(name="e_k", join_keys=["k"], key_types={"k": key_type} if key_type else {})
+    view = dataclasses.replace(view, entities=[entity])
+    try:
+        entity_keys(view, [{"k": value} for value in column])
+        sdk = True
+    except EntityKeyError:
+        sdk = False
+    # JSON carries no NumPy scalars (a client sends their ints) and no bytes, and orjson reads
+    # integers beyond [-2**63, 2**64) as floats: the server is asked about what it can receive.
+    json_column = [value.item() if isinstance(value, np.generic) else value for value in column]
+    if all(_json_able(value) for value in json_column):
+        assert server_accepts(key_type, json_column) == sdk
+    assert sdk == all(oracle_accepts(key_type, value) for value in json_column)
+
+
+def _json_able(value: Any) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**64
+    return not isinstance(value, bytes)
+
+
+def oracle_accepts(key_type: t.ValueType | None, value: Any) -> bool:
+    """The documented key rule, spelled out case by case."""
+    if value is None:
+        return False
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63 and key_type not in (t.String, t.Bytes)
+    if key_type in (t.Int64, t.Int32):
+        return False
+    if key_type is t.String:
+        return isinstance(value, str)
+    if key_type is t.Bytes:
+        return isinstance(value, bytes)
+    if key_type is None:
+        return isinstance(value, (str, bytes))
+    return True  # Bool, Float and Timestamp keys take any value
+
+
+def test_to_pandas_uses_nullable_dtypes_of_the_declared_types(online_store: OnlineStore) -> None:
+    view = make_view("typed", schema=ALL_TYPES)
+    values = {
+        "f_int64": 1,
+        "f_int32": 2,
+        "f_float64": 0.5,
+        "f_float32": 1.5,
+        "f_string": "x",
+        "f_bool": True,
+        "f_bytes": b"b",
+        "f_timestamp": at(3),
+    }
+    online_store.write(view, make_rows(view, [{"driver_id": 1, "event": 1, **values}]))
+    features = [field.name for field in ALL_TYPES]
+    rows = [{"driver_id": 1}, {"driver_id": 2}]
+    response = lookup(online_store, project(view, *features), rows, now=NOW)
+    frame = response.to_pandas(include_metadata=True)
+    assert {name: str(frame[name].dtype) for name in ["driver_id", *features]} == {
+        "driver_id": "Int64",
+        "f_int64": "Int64",
+        "f_int32": "Int32",
+        "f_float64": "float64",
+        "f_float32": "float32",
+        "f_string": "str",
+        "f_bool": "boolean",
+        "f_bytes": "object",
+        "f_timestamp": "datetime64[us, UTC]",
+    }
+    assert frame["f_int64"].tolist() == [1, pd.NA] and frame["f_bool"].tolist() == [True, pd.NA]
+    assert frame["f_timestamp"].tolist()[0] == at(3)
+    assert frame["f_int64__event_timestamp"].tolist()[0] == at(1)
+    assert str(frame["f_int64__event_timestamp"].dtype) == "datetime64[us, UTC]"
+    assert frame["f_int64__status"].tolist() == [PRESENT, NOT_FOUND]
+    table = response.to_arrow()
+    assert table.schema.field("f_int32").type == pa.int32()
+    assert table.column("f_int64").to_pylist() == [1, None]
