@@ -356,10 +356,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """404, 405 and any other answer of FastAPI's router, in the documented error shape."""
     assert isinstance(exc, HTTPException)
     method, path = request.method, request.url.path
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         error = ApiError(404, "not_found", f"no endpoint {path}{_endpoint_hint(request, path)}")
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        # every method of the path: the router names only those of the first route matched
+        # (GET /healthz, not its HEAD twin)
+        methods = {m for r in _api_routes(request) if r.path == path for m in r.methods}
+        headers["Allow"] = allowed = ", ".join(sorted(methods)) or headers.get("Allow", "")
         error = ApiError(
             405, "method_not_allowed", f"{method} {path} is not allowed; use {allowed}"
         )
@@ -368,14 +372,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = ApiError(exc.status_code, kind, str(exc.detail))
     request_id = make_request_id(request.headers.get("x-request-id", "").encode() or None)
     answer = error_response(error, request_id)
-    answer.headers.update(exc.headers or {})
+    answer.headers.update(headers)
     return answer
+
+
+def _api_routes(request: Request) -> list[APIRoute]:
+    return [route for route in request.app.routes if isinstance(route, APIRoute)]
 
 
 def _endpoint_hint(request: Request, path: str) -> str:
     """'; did you mean /x (no trailing slash)?' when the path is an endpoint's plus a slash,
     else the list of endpoints."""
-    paths = sorted({route.path for route in request.app.routes if isinstance(route, APIRoute)})
+    paths = sorted({route.path for route in _api_routes(request)})
     if path.rstrip("/") in paths:
         return f"; did you mean {path.rstrip('/')} (no trailing slash)?"
     return "; the endpoints are " + ", ".join(paths) + " (see /openapi.json)"

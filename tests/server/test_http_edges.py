@@ -50,6 +50,9 @@ def test_wrong_method_is_a_405_naming_the_allowed_one(client: TestClient) -> Non
     assert answer.headers["allow"] == "POST"
     assert message == "GET /v1/features is not allowed; use POST"
     assert_error_shape(client.delete("/v1/feature-views"), 405, "method_not_allowed")
+    probe = client.put("/healthz")
+    assert assert_error_shape(probe, 405, "method_not_allowed").endswith("use GET, HEAD")
+    assert probe.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
