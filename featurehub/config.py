@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,6 +30,13 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
+# The schemes `featurehub.online.factory.STORES` builds (tests/test_config.py keeps the two
+# equal): checked here so a wrong URL fails when the file is read, not at the first write.
+ONLINE_STORE_SCHEMES = ("sqlite", "redis", "rediss")
+
+# A duration in seconds that must be positive and finite (a timeout, an interval).
+Seconds = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,7 +45,7 @@ class _Section(BaseModel):
 class RegistryConfig(_Section):
     url: str = "sqlite:///data/registry.db"
     # How often a long-running reader (the feature server) reloads definitions.
-    refresh_seconds: float = 10.0
+    refresh_seconds: Seconds = 10.0
 
 
 class OfflineStoreConfig(_Section):
@@ -50,7 +57,7 @@ class OnlineStoreConfig(_Section):
     key_prefix: str = "featurehub"
     password: str | None = None
     tls: bool = False
-    timeout_seconds: float = 0.5
+    timeout_seconds: Seconds = 0.5
 
 
 class SparkConfig(_Section):
@@ -79,9 +86,11 @@ class ServerConfig(_Section):
     # The writer commits a file per partition every `log_batch_rows` rows or
     # `log_flush_seconds`, whichever comes first.
     log_batch_rows: int = Field(default=50_000, gt=0)
-    log_flush_seconds: float = Field(default=10.0, gt=0.0)
-    # Accepted API keys (`Authorization: Bearer KEY` or `X-API-Key: KEY`); empty = no auth.
-    # Empty strings are ignored, so `${FEATUREHUB_API_KEY:-}` disables auth when unset.
+    log_flush_seconds: Seconds = 10.0
+    # Accepted API keys (`Authorization: Bearer KEY` or `X-API-Key: KEY`). No keys listed: no
+    # auth. Keys listed but all empty (an unset `${FEATUREHUB_API_KEY:-}`): the server refuses
+    # to start (see `accepted_keys`) unless `auth: none` says that no auth is meant.
+    auth: Literal["api_keys", "none"] = "api_keys"
     api_keys: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_entities: int = Field(default=1_000, gt=0)
@@ -94,10 +103,28 @@ class ServerConfig(_Section):
                 raise ValueError(f"sample rate of {name!r} is {rate}; use a number in [0, 1]")
         return value
 
-    @field_validator("api_keys")
-    @classmethod
-    def _keys(cls, value: list[str]) -> list[str]:
-        return [key for key in value if key]
+    @model_validator(mode="after")
+    def _auth_off_means_no_keys(self) -> ServerConfig:
+        if self.auth == "none" and any(self.api_keys):
+            raise ValueError(
+                "auth is none but api_keys holds keys; remove `auth: none` to require the "
+                "keys, or remove the keys to serve without auth"
+            )
+        return self
+
+    def accepted_keys(self, source: str = CONFIG_FILE) -> list[str]:
+        """The keys a request must present ([]: no auth), or a ConfigError when keys were
+        listed but every one is empty: an unset `${VAR:-}` must not turn auth off unnoticed.
+        `source` names the file in the message."""
+        keys = [key for key in self.api_keys if key]
+        if self.auth == "api_keys" and self.api_keys and not keys:
+            raise ConfigError(
+                f"{source}: server.api_keys lists {len(self.api_keys)} key(s), all empty (an "
+                "unset variable such as ${FEATUREHUB_API_KEY:-}?), so the server would accept "
+                "every request; set the variable, or write `auth: none` under `server:` to "
+                "serve without auth on purpose"
+            )
+        return keys
 
     def sample_rate(self, feature_service: str | None) -> float:
         if feature_service is None:
@@ -141,6 +168,10 @@ class RepoConfig(_Section):
     def offline_root(self) -> Path:
         root = Path(self.offline_store.root).expanduser()
         return root if root.is_absolute() else (self.repo_path / root)
+
+    @property
+    def config_file(self) -> Path:
+        return self.repo_path / CONFIG_FILE
 
     @property
     def serving_log_root(self) -> Path:
@@ -204,21 +235,76 @@ def load_config(repo_path: str | os.PathLike[str], env: dict[str, str] | None = 
             "FEATUREHUB_REPO), or create one with `featurehub init DIR`"
         )
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must be a mapping with at least `project: NAME`")
     data = _expand_shorthands(_interpolate(raw, "", env))
+    overridden: dict[tuple[str, str], str] = {}
     for variable, (section, key) in ENV_OVERRIDES.items():
-        if env.get(variable):
-            data.setdefault(section, {})
-            data[section] = {**data[section], key: env[variable]}
+        if env.get(variable) and isinstance(data.get(section, {}), dict):
+            data[section] = {**data.get(section, {}), key: env[variable]}
+            overridden[(section, key)] = variable
     data["repo_path"] = repo
     try:
-        return RepoConfig.model_validate(data)
+        config = RepoConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            _where(err["loc"], overridden) + f": {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
+    scheme_problem = _online_scheme_problem(config.online_store.url)
+    if scheme_problem:
+        where = _where(("online_store", "url"), overridden)
+        raise ConfigError(f"{path}: {where}: {scheme_problem}")
+    return config
+
+
+def _where(loc: tuple[int | str, ...], overridden: dict[tuple[str, str], str]) -> str:
+    """`section.key` of a problem, and the environment variable that set it, if one did."""
+    where = ".".join(str(part) for part in loc)
+    variable = overridden.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
+    return f"{where} (set by {variable})" if variable else where
+
+
+def _online_scheme_problem(url: str) -> str | None:
+    """What is wrong with an online store URL's scheme, or None."""
+    scheme, separator, _ = url.partition("://")
+    if separator and scheme.lower() in ONLINE_STORE_SCHEMES:
+        return None
+    known = ", ".join(f"{name}://" for name in ONLINE_STORE_SCHEMES)
+    return (
+        f"{url!r} has an unknown scheme; use one of {known} "
+        "(e.g. sqlite:///data/online.db or redis://localhost:6379/0)"
+    )
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one YAML mapping; load_config adds the file to the message."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error: PyYAML keeps the last
+    one silently, so a second `online_store:` would replace the first unnoticed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges may be overridden: that is what they are for
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                seen = first_line.get(key)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader reports it
+            if seen is not None:
+                raise DuplicateKeyError(
+                    f"line {line}: key {key!r} is given twice in one mapping (first on line "
+                    f"{seen}); keep one"
+                )
+            first_line[key] = line
+        return super().construct_mapping(node, deep=deep)

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from featurehub.config import load_config
+from featurehub.config import ONLINE_STORE_SCHEMES, load_config
 from featurehub.errors import ConfigError
+from featurehub.online.factory import STORES
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -83,3 +84,78 @@ def test_not_a_repo(tmp_path: Path) -> None:
 def test_invalid_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text), env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "project: p\nonline_store:\n  timeout_seconds: -1\n",
+            "online_store.timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "project: p\nonline_store:\n  timeout_seconds: 0\n",
+            "online_store.timeout_seconds: Input should be greater than 0",
+        ),
+        (
+            "project: p\nonline_store:\n  timeout_seconds: .nan\n",
+            "online_store.timeout_seconds: Input should be a finite number",
+        ),
+        ("project: p\nregistry:\n  refresh_seconds: 0\n", "registry.refresh_seconds: Input"),
+        ("project: p\nserver:\n  log_flush_seconds: -5\n", "server.log_flush_seconds: Input"),
+    ],
+)
+def test_timeouts_must_be_positive(tmp_path: Path, text: str, message: str) -> None:
+    repo = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"^{repo.resolve() / 'featurehub.yaml'}: {message}"):
+        load_config(repo, env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "project: a\nproject: b\n",
+            "line 2: key 'project' is given twice in one mapping \\(first",
+        ),
+        (
+            "project: p\nonline_store: redis://a:6379/0\nengine: local\nonline_store: sqlite:///x\n",
+            "line 4: key 'online_store' is given twice in one mapping \\(first on line 2\\)",
+        ),
+        (
+            "project: p\nonline_store:\n  url: redis://a\n  timeout_seconds: 1\n  url: redis://b\n",
+            "line 5: key 'url' is given twice",
+        ),
+        ("project: p\nspark: {conf: {a: 1, a: 2}}\n", "line 2: key 'a' is given twice"),
+    ],
+)
+def test_duplicate_keys_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    repo = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"^{repo.resolve() / 'featurehub.yaml'}: {message}"):
+        load_config(repo, env={})
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    # `<<:` merges exist to be overridden: only a key written twice is refused
+    text = "project: p\nspark:\n  <<: {master: 'local[2]'}\n  master: 'local[4]'\n"
+    assert load_config(write(tmp_path, text), env={}).spark.master == "local[4]"
+
+
+def test_unknown_online_store_scheme_is_refused_at_load(tmp_path: Path) -> None:
+    repo = write(tmp_path, "project: p\nonline_store: memcached://cache:11211\n")
+    path = repo.resolve() / "featurehub.yaml"
+    with pytest.raises(
+        ConfigError,
+        match=f"^{path}: online_store.url: 'memcached://cache:11211' has an unknown scheme; "
+        "use one of sqlite://, redis://, rediss://",
+    ):
+        load_config(repo, env={})
+    write(tmp_path, "project: p\n")
+    with pytest.raises(
+        ConfigError, match=r"online_store.url \(set by FEATUREHUB_ONLINE_STORE_URL\)"
+    ):
+        load_config(repo, env={"FEATUREHUB_ONLINE_STORE_URL": "localhost:6379"})
+
+
+def test_config_knows_the_schemes_the_factory_builds() -> None:
+    assert set(ONLINE_STORE_SCHEMES) == set(STORES)

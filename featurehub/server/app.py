@@ -29,8 +29,10 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from featurehub.config import ServerConfig
@@ -73,6 +75,10 @@ class Server:
         self.config = config or store.config.server
         self.metrics = ServerMetrics()
         self.metrics.online_up.set(1)
+        # Refuses to start when keys were listed but all are empty (an unset ${VAR:-}).
+        self.api_keys = self.config.accepted_keys(str(store.config.config_file))
+        if not self.api_keys:
+            log.info("no server.api_keys configured: every endpoint answers without a key")
         self.refresher = Refresher(store, store.config.registry.refresh_seconds, self.metrics)
         timeout = store.config.online_store.timeout_seconds
         self.health = OnlineHealth(min(1.0, max(0.05, timeout)))
@@ -135,11 +141,7 @@ class Server:
             resolved, rows, full = parse_request(payload, snapshot, self.config.max_entities)
             label = resolved.label
             if not self.health.allow():
-                raise ApiError(
-                    503,
-                    "online_store_unavailable",
-                    f"the online store is unavailable ({self.health.error}); retry later",
-                )
+                raise ApiError(503, "online_store_unavailable", self.health.retry_message())
             looked_up = time.perf_counter()
             try:
                 response = lookup(
@@ -217,9 +219,9 @@ class FastPath:
         self.server = server
         self.state = api.state
         self.app: ASGIApp = api
-        if server.config.api_keys:
-            self.app = APIKeyMiddleware(api, server.config.api_keys)
-            self.features: ASGIApp = APIKeyMiddleware(server.asgi_features, server.config.api_keys)
+        if server.api_keys:
+            self.app = APIKeyMiddleware(api, server.api_keys)
+            self.features: ASGIApp = APIKeyMiddleware(server.asgi_features, server.api_keys)
         else:
             self.features = server.asgi_features
 
@@ -259,6 +261,8 @@ def create_app(store: FeatureStore, config: ServerConfig | None = None) -> FastP
         version="1",
         description=schemas.DESCRIPTION,
         lifespan=lifespan,
+        redirect_slashes=False,  # paths are exact: /healthz/ is a 404, not a redirect
+        exception_handlers={HTTPException: _http_error},
     )
     app.state.server = server
 
@@ -297,26 +301,31 @@ def create_app(store: FeatureStore, config: ServerConfig | None = None) -> FastP
     async def feature_views() -> Response:
         return _metadata(server, "views_json", "/v1/feature-views")
 
-    @app.get(
-        "/healthz",
-        summary="Liveness: the process answers",
-        response_model=None,
-        responses={200: {"model": schemas.Health, "description": "The process is up."}},
-        tags=["probes"],
-    )
+    # HEAD answers as GET without the body (Starlette drops it): load balancers probe with it.
+    liveness: dict[str, Any] = {
+        "summary": "Liveness: the process answers",
+        "response_model": None,
+        "responses": {200: {"model": schemas.Health, "description": "The process is up."}},
+        "tags": ["probes"],
+    }
+
+    @app.head("/healthz", operation_id="healthz_head", **liveness)
+    @app.get("/healthz", **liveness)
     async def healthz() -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
 
-    @app.get(
-        "/readyz",
-        summary="Readiness: registry read and online store reachable",
-        response_model=None,
-        responses={
+    readiness: dict[str, Any] = {
+        "summary": "Readiness: registry read and online store reachable",
+        "response_model": None,
+        "responses": {
             200: {"model": schemas.Readiness, "description": "Ready to serve."},
             503: {"model": schemas.Readiness, "description": "Not ready; see which part."},
         },
-        tags=["probes"],
-    )
+        "tags": ["probes"],
+    }
+
+    @app.head("/readyz", operation_id="readyz_head", **readiness)
+    @app.get("/readyz", **readiness)
     async def readyz() -> Response:
         ok, parts = await server.ready()
         body = orjson.dumps({"status": "ok" if ok else "unavailable", **parts})
@@ -332,7 +341,7 @@ def create_app(store: FeatureStore, config: ServerConfig | None = None) -> FastP
     async def metrics() -> Response:
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    if server.config.api_keys:
+    if server.api_keys:
         schemas.document_auth(app)
     return FastPath(app, server)
 
@@ -341,6 +350,43 @@ def from_env() -> FastPath:
     """The app of the repo `$FEATUREHUB_REPO` (default: the working directory), for
     `uvicorn --factory featurehub.server.app:from_env` and `featurehub serve`."""
     return create_app(FeatureStore(os.environ.get("FEATUREHUB_REPO", ".")))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404, 405 and any other answer of FastAPI's router, in the documented error shape."""
+    assert isinstance(exc, HTTPException)
+    method, path = request.method, request.url.path
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        error = ApiError(404, "not_found", f"no endpoint {path}{_endpoint_hint(request, path)}")
+    elif exc.status_code == 405:
+        # every method of the path: the router names only those of the first route matched
+        # (GET /healthz, not its HEAD twin)
+        methods = {m for r in _api_routes(request) if r.path == path for m in r.methods}
+        headers["Allow"] = allowed = ", ".join(sorted(methods)) or headers.get("Allow", "")
+        error = ApiError(
+            405, "method_not_allowed", f"{method} {path} is not allowed; use {allowed}"
+        )
+    else:
+        kind = str(exc.detail).lower().replace(" ", "_")
+        error = ApiError(exc.status_code, kind, str(exc.detail))
+    request_id = make_request_id(request.headers.get("x-request-id", "").encode() or None)
+    answer = error_response(error, request_id)
+    answer.headers.update(headers)
+    return answer
+
+
+def _api_routes(request: Request) -> list[APIRoute]:
+    return [route for route in request.app.routes if isinstance(route, APIRoute)]
+
+
+def _endpoint_hint(request: Request, path: str) -> str:
+    """'; did you mean /x (no trailing slash)?' when the path is an endpoint's plus a slash,
+    else the list of endpoints."""
+    paths = sorted({route.path for route in _api_routes(request)})
+    if path.rstrip("/") in paths:
+        return f"; did you mean {path.rstrip('/')} (no trailing slash)?"
+    return "; the endpoints are " + ", ".join(paths) + " (see /openapi.json)"
 
 
 def _metadata(server: Server, attribute: str, endpoint: str) -> Response:

@@ -169,7 +169,17 @@ class Disconnected(Exception):
 
 
 async def read_body(headers: dict[bytes, bytes], receive: Receive, limit: int) -> bytes:
-    """The body, refused with 413 beyond `limit` bytes (declared or streamed)."""
+    """The body, refused with 413 beyond `limit` bytes (declared or streamed), and with 415
+    when compressed: decoding would put a decompressor (and its size bomb) on the hot path
+    for bodies that are a few kilobytes of JSON."""
+    encoding = headers.get(b"content-encoding", b"").strip().lower()
+    if encoding not in (b"", b"identity"):
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            f"Content-Encoding {encoding.decode(errors='replace')[:20]!r} is not supported; "
+            "send the JSON body uncompressed",
+        )
     declared = headers.get(b"content-length")
     if declared is not None:
         if not declared.isdigit():

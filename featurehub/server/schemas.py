@@ -37,6 +37,7 @@ FEATURES_REQUEST: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["entities"],
+    "oneOf": [{"required": ["features"]}, {"required": ["feature_service"]}],
     "description": 'Exactly one of "features" or "feature_service".',
     "properties": {
         "features": {
@@ -81,8 +82,10 @@ FEATURES_OPENAPI: dict[str, Any] = {
             "name": "X-Request-ID",
             "in": "header",
             "required": False,
-            "schema": {"type": "string", "maxLength": 128},
-            "description": "Used as request_id when printable ASCII; else one is generated.",
+            "schema": {"type": "string"},
+            "description": "Used as request_id when printable ASCII of at most 128 characters; "
+            "else (longer, or not printable ASCII) the server makes one: a request is never "
+            "refused for its id.",
         }
     ],
 }
@@ -119,6 +122,7 @@ FEATURES_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error("Missing or invalid API key (when keys are configured)."),
     404: _error("Unknown feature service or feature view."),
     413: _error("Body larger than server.max_body_bytes, or more entity rows than allowed."),
+    415: _error("A compressed body (Content-Encoding): send it uncompressed."),
     422: _error("Invalid request: unknown feature, missing join key, wrong key type, ..."),
     503: _error("Online store unavailable, or the registry not read yet."),
 }

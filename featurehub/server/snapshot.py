@@ -155,3 +155,10 @@ class OnlineHealth:
         self.up = False
         self.error = error
         self._next_probe = time.monotonic() + self.probe_interval
+
+    def retry_message(self) -> str:
+        """The 503 answer while the store is marked down: its last error, and when to retry."""
+        return (
+            f"{self.error.rstrip('. ')}. The server tries it again every "
+            f"{self.probe_interval:g}s: retry later"
+        )

@@ -9,6 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from featurehub import FeatureStore
+from featurehub.config import load_config
+from featurehub.errors import ConfigError
 from featurehub.server import create_app
 from tests.server.conftest import server_config
 
@@ -45,15 +47,38 @@ def test_no_keys_means_open(client: TestClient) -> None:
     assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})
 
 
-def test_keys_from_the_environment(tmp_path: Path) -> None:
-    from featurehub.config import load_config
-
-    (tmp_path / "featurehub.yaml").write_text(
-        "project: p\nserver:\n  api_keys: ['${FEATUREHUB_API_KEY:-}']\n"
-        "  log_sample_rates: {svc: 0.5}\n"
+def write_repo(root: Path, server_section: str) -> Path:
+    (root / "featurehub.yaml").write_text(
+        "project: p\nserver:\n" + server_section + "  log_sample_rates: {svc: 0.5}\n"
     )
-    assert load_config(tmp_path, env={}).server.api_keys == []
-    config = load_config(tmp_path, env={"FEATUREHUB_API_KEY": KEY})
-    assert config.server.api_keys == [KEY]
+    return root
+
+
+def test_keys_from_the_environment(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path, "  api_keys: ['${FEATUREHUB_API_KEY:-}']\n")
+    config = load_config(repo, env={"FEATUREHUB_API_KEY": KEY})
+    assert config.server.accepted_keys() == [KEY]
     assert config.server.sample_rate("svc") == 0.5 and config.server.sample_rate(None) == 1.0
     assert config.serving_log_root == tmp_path.resolve() / "data" / "serving_logs"
+
+
+def test_only_empty_keys_refuse_to_start(served_store: FeatureStore, log_root: Path) -> None:
+    # `api_keys: ["${FEATUREHUB_API_KEY:-}"]` with the variable unset: auth was meant
+    repo = write_repo(log_root.parent, "  api_keys: ['${FEATUREHUB_API_KEY:-}', '']\n")
+    server = load_config(repo, env={}).server
+    with pytest.raises(ConfigError, match=r"server.api_keys lists 2 key\(s\), all empty"):
+        server.accepted_keys()
+    with pytest.raises(ConfigError, match="set the variable, or write `auth: none`"):
+        create_app(served_store, server.model_copy(update={"log_root": str(log_root)}))
+
+
+def test_auth_none_serves_without_keys(served_store: FeatureStore, log_root: Path) -> None:
+    repo = write_repo(log_root.parent, "  auth: none\n  api_keys: ['${FEATUREHUB_API_KEY:-}']\n")
+    server = load_config(repo, env={}).server
+    assert server.accepted_keys() == []
+    app = create_app(served_store, server.model_copy(update={"log_root": str(log_root)}))
+    with TestClient(app) as client:
+        assert client.post("/v1/features", json=BODY).status_code == 200
+    # auth: none with a real key is a contradiction, refused when the file is read
+    with pytest.raises(ConfigError, match="featurehub.yaml: server: .*auth is none but api_keys"):
+        load_config(repo, env={"FEATUREHUB_API_KEY": KEY})

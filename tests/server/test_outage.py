@@ -59,6 +59,8 @@ def test_redis_down_then_back(client: TestClient, private_redis: RedisServer) ->
     answer = client.post("/v1/features", json=BODY)
     assert answer.status_code == 503
     assert answer.json()["error"] == "online_store_unavailable"
+    message = answer.json()["message"]  # the breaker's answer: the store's error, once
+    assert message.count("unavailable") == 1 and message.endswith("retry later"), message
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["online_store"]["ok"] is False
     assert client.get("/healthz").status_code == 200
