@@ -188,7 +188,8 @@ class Server:
         return error.status, error_body(error, request_id), request_id
 
     async def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Registry read and online store answering a ping (which also resets the breaker)."""
+        """Registry read, online store answering a ping (which also resets the breaker), and
+        still holding what was written to it (checked here and at each registry refresh)."""
         registry_ok = self.refresher.snapshot is not None
         try:
             await run_in_threadpool(self.store.online_store.ping)
@@ -198,9 +199,13 @@ class Server:
             online_ok, online_error = False, str(exc)
             self.health.failed(str(exc))
         self.metrics.online_up.set(1 if online_ok else 0)
-        return registry_ok and online_ok, {
+        if online_ok:
+            await run_in_threadpool(self.refresher.check_online_data)
+        lost = self.refresher.lost_views or {}
+        return registry_ok and online_ok and not lost, {
             "registry": {"ok": registry_ok, "error": None if registry_ok else self.refresher.error},
             "online_store": {"ok": online_ok, "error": online_error},
+            "online_data": {"ok": not lost, "lost_views": lost},
         }
 
 
@@ -362,7 +367,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         # every method of the path: the router names only those of the first route matched
         # (GET /healthz, not its HEAD twin)
-        methods = {m for r in _api_routes(request) if r.path == path for m in r.methods}
+        methods = {m for r in _api_routes(request) if r.path == path for m in r.methods or ()}
         headers["Allow"] = allowed = ", ".join(sorted(methods)) or headers.get("Allow", "")
         error = ApiError(
             405, "method_not_allowed", f"{method} {path} is not allowed; use {allowed}"

@@ -137,6 +137,12 @@ class ServerMetrics:
         self.online_up = Gauge(
             "featurehub_online_store_up", "1 when the last online store call worked.", registry=r
         )
+        self.online_views_lost = Gauge(
+            "featurehub_online_views_lost",
+            "Views whose data the online store lost (its markers are missing or older than the "
+            "registry's last online write): rebuild with `featurehub materialize --online-only`.",
+            registry=r,
+        )
         self.not_found = self.values.labels("not_found")
         self.expired = self.values.labels("expired")
         self._request_children: dict[tuple[str, str, int], Any] = {}

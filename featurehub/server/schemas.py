@@ -172,10 +172,16 @@ class PartHealth(BaseModel):
     error: str | None
 
 
+class DataHealth(BaseModel):
+    ok: bool
+    lost_views: dict[str, str]  # view -> why we think its online data is gone, and the fix
+
+
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     registry: PartHealth
     online_store: PartHealth
+    online_data: DataHealth
 
 
 def metadata_responses(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:

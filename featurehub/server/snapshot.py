@@ -92,6 +92,8 @@ class Refresher:
         self.metrics = metrics
         self.snapshot: Snapshot | None = None
         self.error: str | None = None
+        # Views whose online data is gone, checked with each refresh (None: not known yet).
+        self.lost_views: dict[str, str] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,6 +110,22 @@ class Refresher:
             self.error = f"{type(exc).__name__}: {exc}"
             self.metrics.registry_refreshes.labels("error").inc()
             log.warning("registry refresh failed: %s", self.error)
+        self.check_online_data()
+
+    def check_online_data(self) -> None:
+        """Compare the online store's markers with the registry's runs (one registry query,
+        one read of the markers): an online store that restarted empty answers not_found for
+        every key, which only this notices. A store that cannot be reached is the breaker's
+        business; the last answer is kept."""
+        try:
+            lost = self.store.lost_online_views()
+        except Exception as exc:
+            log.warning("online data check failed: %s: %s", type(exc).__name__, exc)
+            return
+        if lost and lost != self.lost_views:
+            log.error("the online store lost data: %s", "; ".join(lost.values()))
+        self.lost_views = lost
+        self.metrics.online_views_lost.set(len(lost))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="featurehub-registry", daemon=True)

@@ -30,10 +30,15 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def client(private_redis: RedisServer, tmp_path: Path) -> Iterator[TestClient]:
+def store(private_redis: RedisServer, tmp_path: Path) -> Iterator[FeatureStore]:
     config = materialize(tmp_path / "repo", online_url=private_redis.url, project="outage")
     online = config.online_store.model_copy(update={"timeout_seconds": TIMEOUT})
-    store = FeatureStore(config=config.model_copy(update={"online_store": online}))
+    with FeatureStore(config=config.model_copy(update={"online_store": online})) as store:
+        yield store
+
+
+@pytest.fixture
+def client(store: FeatureStore, tmp_path: Path) -> Iterator[TestClient]:
     with TestClient(create_app(store, server_config(tmp_path / "logs"))) as test_client:
         yield test_client
 
@@ -51,7 +56,9 @@ def wait_for_200(client: TestClient) -> None:
         time.sleep(0.05)
 
 
-def test_redis_down_then_back(client: TestClient, private_redis: RedisServer) -> None:
+def test_redis_down_then_back(
+    client: TestClient, store: FeatureStore, private_redis: RedisServer
+) -> None:
     assert client.post("/v1/features", json=BODY).json()["features"]["conv_rate"]["values"] == [0.5]
     private_redis.stop()
     status, seconds = timed_post(client)
@@ -67,9 +74,20 @@ def test_redis_down_then_back(client: TestClient, private_redis: RedisServer) ->
     assert "featurehub_online_store_up 0.0" in client.get("/metrics").text
     private_redis.start()  # same port, empty: values are now not_found
     wait_for_200(client)
-    assert client.get("/readyz").status_code == 200
     statuses = client.post("/v1/features", json=BODY).json()["features"]["conv_rate"]["statuses"]
     assert statuses == ["not_found"]
+    # It answers, but lost its data: /readyz and /metrics say so, and name the fix.
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["online_store"]["ok"] is True
+    lost = ready.json()["online_data"]["lost_views"]
+    assert set(lost) == {"driver_stats", "zone_stats"}
+    assert "featurehub materialize --online-only" in lost["driver_stats"]
+    assert "featurehub_online_views_lost 2.0" in client.get("/metrics").text
+    rebuilt = store.rebuild_online()
+    assert {r.view: r.online_rows_written for r in rebuilt} == {"driver_stats": 3, "zone_stats": 2}
+    assert client.get("/readyz").status_code == 200
+    answer = client.post("/v1/features", json=BODY).json()["features"]["conv_rate"]
+    assert (answer["statuses"], answer["values"]) == (["present"], [0.5])
 
 
 def test_redis_slow_fails_fast(client: TestClient, private_redis: RedisServer) -> None:
