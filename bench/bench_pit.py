@@ -1,9 +1,12 @@
 """Benchmark of the offline point-in-time join (featurehub.offline.pit).
 
 Generates seeded synthetic data with numpy into bench/data/ (gitignored, reused across runs),
-then runs the single-view and the three-view join --repeat times each. Every run is a fresh
-child process, so the peak resident set size of that run alone comes from the kernel
-(os.wait4), interpreter and entity table included.
+then runs the single-view and the three-view join --repeat times each, for each --ttl of the
+driver view. Every run is a fresh child process that reports its own peak resident set size,
+interpreter and entity table included: the kernel's high-water mark of the child's memory
+(VmHWM in /proc/self/status). Not ru_maxrss: Linux carries the parent's peak into a child's
+ru_maxrss (os.wait4 and the child's own getrusage alike), so a run that generated the data
+first reported the generator's peak.
 
 Default scale is the performance target: each feature view has 10M rows over 100k entities
 with 10 features (5 float64, 5 int64), event times uniform over 30 days and created = event +
@@ -12,10 +15,14 @@ U[0, 2h); the entity table has 1M rows at uniform times over the same 30 days.
     python bench/bench_pit.py                                        # full scale
     python bench/bench_pit.py --rows 1000000 --entity-rows 100000    # quick run
     python bench/bench_pit.py --feast     # also Feast's get_historical_features (feast_peer.py)
+    python bench/bench_pit.py --ttl none --ttl 1d --no-created-cutoff --feast   # both TTLs
 
-With --feast, bench/feast_peer.py runs Feast's DuckDB offline store on the same files in the
-Feast venv (bench/.venv-feast) and the table gains Feast's median, peak RSS and the ratio
-featurehub / Feast time. Feast has no created cutoff: compare with --no-created-cutoff.
+--ttl sets the driver view's TTL (none, or a number with s, m, h or d; repeat the flag to
+measure several in one run); the default, none, is the most history to search. The other two
+views keep 7 and 2 days. With --feast, bench/feast_peer.py runs Feast's DuckDB offline store
+on the same files with the same TTLs in the Feast venv (bench/.venv-feast) and the table gains
+Feast's median, peak RSS, non-null count and the ratio featurehub / Feast time. Feast has no
+created cutoff: compare with --no-created-cutoff.
 """
 
 from __future__ import annotations
@@ -56,11 +63,12 @@ class Scale:
     entities: int
     entity_rows: int
     seed: int
+    root: Path = DATA_ROOT
 
     @property
     def directory(self) -> Path:
         name = f"pit_r{self.rows}_e{self.entities}_q{self.entity_rows}_s{self.seed}"
-        return DATA_ROOT / name
+        return self.root / name
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class ViewSpec:
     ttl: timedelta | None
 
 
-# The single-view scenario is the first view (no TTL: the most history to search).
+# The single-view scenario is the first view; --ttl replaces its TTL (default none).
 VIEWS = (
     ViewSpec("driver_stats", ("driver_id",), None),
     ViewSpec("customer_stats", ("customer_id",), timedelta(days=7)),
@@ -144,10 +152,46 @@ def generate(scale: Scale) -> None:
     done.touch()
 
 
-def view_queries(directory: Path, count: int) -> list[ViewQuery]:
+TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_ttl(text: str) -> timedelta | None:
+    """`none` or a number with a unit (s, m, h, d): `1d`, `36h`."""
+    if text.strip().lower() == "none":
+        return None
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        ttl = timedelta(**{TTL_UNITS[unit]: float(number)})
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"TTL {text!r} is not `none` or a number with s, m, h or d (e.g. 1d, 36h)"
+        ) from None
+    if ttl <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"TTL {text!r} must be positive, or `none`")
+    return ttl
+
+
+def ttl_label(ttl: timedelta | None) -> str:
+    """A TTL as the table shows it: `none`, `1d`, `36h`."""
+    if ttl is None:
+        return "none"
+    if ttl % timedelta(days=1) == timedelta(0):
+        return f"{ttl.days}d"
+    if ttl % timedelta(hours=1) == timedelta(0):
+        return f"{ttl // timedelta(hours=1)}h"
+    return f"{ttl.total_seconds():g}s"
+
+
+def view_specs(driver_ttl: timedelta | None) -> tuple[ViewSpec, ...]:
+    """The generated views with the driver view's TTL set to `driver_ttl`."""
+    first, *others = VIEWS
+    return (ViewSpec(first.name, first.join_keys, driver_ttl), *others)
+
+
+def view_queries(directory: Path, count: int, driver_ttl: timedelta | None) -> list[ViewQuery]:
     """ViewQuery objects reading the parquet files of the first `count` generated views."""
     queries = []
-    for spec in VIEWS[:count]:
+    for spec in view_specs(driver_ttl)[:count]:
         files = sorted(str(p) for p in (directory / spec.name).glob("*.parquet"))
         relation = f"read_parquet({files!r})"
         queries.append(
@@ -156,43 +200,60 @@ def view_queries(directory: Path, count: int) -> list[ViewQuery]:
     return queries
 
 
-def child_main(directory: Path, views: int, created_cutoff: bool) -> None:
-    """One measured join in this fresh process; prints its wall and CPU time as JSON.
+def peak_rss_mib() -> float:
+    """This process's own peak resident set size: the kernel's high-water mark of its memory
+    (VmHWM), which starts afresh at exec. getrusage's ru_maxrss does not: on Linux it starts
+    at the parent's peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status: bench_pit.py measures memory on Linux")
+
+
+def child_main(
+    directory: Path, views: int, created_cutoff: bool, driver_ttl: timedelta | None
+) -> None:
+    """One measured join in this fresh process; prints its wall and CPU time, its peak RSS
+    and each view's non-null count of its first feature as JSON.
 
     CPU time (all threads) is less disturbed than wall time when other work shares the CPUs.
     """
     entity = pq.read_table(directory / "entity.parquet")
-    queries = view_queries(directory, views)
+    queries = view_queries(directory, views, driver_ttl)
     con = duckdb.connect()
     start, start_cpu = time.perf_counter(), time.process_time()
     result = point_in_time_join(con, entity, queries, created_cutoff=created_cutoff)
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": result.num_rows}))
+    found = {q.name: result.num_rows - result[q.features[0]].null_count for q in queries}
+    report = {"seconds": seconds, "cpu": cpu, "rows": result.num_rows, "non_null": found}
+    print(json.dumps({**report, "peak_mib": peak_rss_mib()}))
 
 
 @dataclass(frozen=True)
 class Run:
-    """One measured join: wall seconds, CPU seconds (all threads), peak RSS of the process."""
+    """One measured join: wall seconds, CPU seconds (all threads), peak RSS of the process,
+    non-null first features per view."""
 
     seconds: float
     cpu: float
     peak_mib: float
+    non_null: dict[str, int]
 
 
-def run_child(directory: Path, views: int, created_cutoff: bool) -> Run:
+def run_child(
+    directory: Path, views: int, created_cutoff: bool, driver_ttl: timedelta | None = None
+) -> Run:
     """Run one join in a fresh child process and measure it."""
     cmd = [sys.executable, __file__, "--child", str(directory), "--views", str(views)]
+    cmd += ["--ttl", ttl_label(driver_ttl)]
     if not created_cutoff:
         cmd.append("--no-created-cutoff")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed with exit code {proc.returncode}")
-    report = json.loads(out.strip().splitlines()[-1])
-    return Run(report["seconds"], report["cpu"], usage.ru_maxrss / 1024)  # ru_maxrss is in KiB
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed with exit code {done.returncode}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return Run(report["seconds"], report["cpu"], report["peak_mib"], report["non_null"])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -204,6 +265,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario")
     parser.add_argument(
+        "--ttl",
+        type=parse_ttl,
+        action="append",
+        help="the driver view's TTL: none (default) or e.g. 1d, 36h; repeat to measure several",
+    )
+    parser.add_argument(
         "--no-created-cutoff", dest="created_cutoff", action="store_false", help="Feast rules"
     )
     parser.add_argument(
@@ -211,14 +278,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--views", type=int, default=1, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.ttl = list(dict.fromkeys(args.ttl or [None]))
+    return args
+
+
+def measure(scale: Scale, views: int, ttl: timedelta | None, args: argparse.Namespace) -> str:
+    """Run one scenario (--repeat children, and Feast with --feast); print it as it ends and
+    return its table row."""
+    runs = [run_child(scale.directory, views, args.created_cutoff, ttl) for _ in range(args.repeat)]
+    median = statistics.median(run.seconds for run in runs)
+    cpu = statistics.median(run.cpu for run in runs)
+    peak = max(run.peak_mib for run in runs)
+    each = ", ".join(f"{run.seconds:.2f}" for run in runs)
+    found = runs[0].non_null[VIEWS[0].name]
+    label = ttl_label(ttl)
+    line = f"| {views} | {label} | {median:.2f} | {cpu:.2f} | {peak:.0f} | {each} | {found:,} |"
+    print(
+        f"{views} view(s), driver TTL {label}: median {median:.2f} s (CPU {cpu:.2f} s), "
+        f"peak RSS {peak:.0f} MiB, non-null {runs[0].non_null}"
+    )
+    if args.feast:
+        ttl_seconds = "none" if ttl is None else str(int(ttl.total_seconds()))
+        peer = run_peer(
+            "pit", "--data", str(scale.directory), "--views", str(views),
+            "--repeat", str(args.repeat), "--driver-ttl-seconds", ttl_seconds,
+        )  # fmt: skip
+        feast_s, feast_found = peer["median_seconds"], peer["non_null"][VIEWS[0].name]
+        line += (
+            f" {feast_s:.2f} | {peer['peak_mib']:.0f} | {feast_found:,} | {median / feast_s:.2f} |"
+        )
+        print(
+            f"{views} view(s), driver TTL {label}: Feast {peer['feast']} median {feast_s:.2f} s "
+            f"(CPU {peer['median_cpu']:.2f} s), peak RSS {peer['peak_mib']:.0f} MiB, "
+            f"runs {peer['runs']}, non-null {peer['non_null']}"
+        )
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
     """Generate data if needed, run each scenario --repeat times, print a markdown table."""
     args = parse_args(argv)
     if args.child:
-        child_main(args.child, args.views, args.created_cutoff)
+        child_main(args.child, args.views, args.created_cutoff, args.ttl[0])
         return
     if args.feast:
         check_venv()
@@ -226,28 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     generate(scale)
     print(f"data: {scale.directory} (ready in {time.perf_counter() - started:.1f} s)")
-    lines = []
-    for views in (1, 3):
-        runs = [run_child(scale.directory, views, args.created_cutoff) for _ in range(args.repeat)]
-        median = statistics.median(run.seconds for run in runs)
-        cpu = statistics.median(run.cpu for run in runs)
-        peak = max(run.peak_mib for run in runs)
-        each = ", ".join(f"{run.seconds:.2f}" for run in runs)
-        line = f"| {views} | {median:.2f} | {cpu:.2f} | {peak:.0f} | {each} |"
-        print(f"{views} view(s): median {median:.2f} s (CPU {cpu:.2f} s), peak RSS {peak:.0f} MiB")
-        if args.feast:
-            peer = run_peer(
-                "pit", "--data", str(scale.directory), "--views", str(views),
-                "--repeat", str(args.repeat),
-            )  # fmt: skip
-            feast_s = peer["median_seconds"]
-            line += f" {feast_s:.2f} | {peer['peak_mib']:.0f} | {median / feast_s:.2f} |"
-            print(
-                f"{views} view(s): Feast {peer['feast']} median {feast_s:.2f} s "
-                f"(CPU {peer['median_cpu']:.2f} s), peak RSS {peer['peak_mib']:.0f} MiB, "
-                f"runs {peer['runs']}, non-null first features {peer['non_null']}"
-            )
-        lines.append(line)
+    lines = [measure(scale, views, ttl, args) for ttl in args.ttl for views in (1, 3)]
     print()
     print(
         f"{args.rows:,} feature rows per view over {args.entities:,} entities, "
@@ -255,15 +336,15 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, duckdb {duckdb.__version__}"
     )
     print()
+    header = "| views | driver TTL | median s | median CPU s | peak RSS MiB | runs (s) | non-null |"
+    rule = "|---:|---|---:|---:|---:|---|---:|"
     if args.feast:
-        print(
-            "| views | median s | median CPU s | peak RSS MiB | runs (s) "
-            "| Feast median s | Feast peak RSS MiB | featurehub / Feast time |"
+        header += (
+            " Feast median s | Feast peak RSS MiB | Feast non-null | featurehub / Feast time |"
         )
-        print("|---:|---:|---:|---:|---|---:|---:|---:|")
-    else:
-        print("| views | median s | median CPU s | peak RSS MiB | runs (s) |")
-        print("|---:|---:|---:|---:|---|")
+        rule += "---:|---:|---:|---:|"
+    print(header)
+    print(rule)
     print("\n".join(lines))
 
 

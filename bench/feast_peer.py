@@ -3,8 +3,10 @@
 Never imports featurehub. Each subcommand builds a throwaway Feast repo over the same data the
 featurehub benchmark uses and prints one JSON object to stdout (Feast's logging goes to stderr):
 
-    pit --data DIR --views 1|3 --repeat N      get_historical_features on the DuckDB offline
+    pit --data DIR --views 1|3 --repeat N [--driver-ttl-seconds S|none]
+                                               get_historical_features on the DuckDB offline
                                                store, each repetition in a fresh child process
+                                               that reports its own peak RSS (VmHWM)
     online --redis URL --entities N --iterations K
                                                write_to_online_store + get_online_features
                                                latency (1 and 100 entities) on Redis
@@ -69,8 +71,10 @@ def check_venv() -> None:
 # Mirrors bench_pit.py (which imports featurehub, so it cannot be imported here).
 START_US = 1_700_000_000 * 1_000_000
 N_FEATURES = 10
-COVER_DATA = timedelta(days=3650)  # featurehub's "no TTL": a TTL longer than the data
-VIEWS = (  # name, join keys, TTL as in bench_pit.VIEWS
+# featurehub's "no TTL": Feast has none, so a TTL longer than the data. Feast's join then
+# pairs each entity row with every older row of its key (~50M pairs at 10M rows).
+COVER_DATA = timedelta(days=3650)
+VIEWS = (  # name, join keys, TTL as in bench_pit.VIEWS (the driver's is --driver-ttl-seconds)
     ("driver_stats", ("driver_id",), COVER_DATA),
     ("customer_stats", ("customer_id",), timedelta(days=7)),
     ("trip_stats", ("driver_id", "customer_id"), timedelta(days=2)),
@@ -113,8 +117,14 @@ def write_repo(directory: Path, online: dict[str, str]) -> None:
     (directory / "feature_store.yaml").write_text("\n".join(lines) + "\n")
 
 
-def make_views(data: Path | None, count: int, features: Callable[[str], list[str]]) -> list:
-    """Entities and FeatureViews over `data/<view>/*.parquet` (same files as featurehub)."""
+def make_views(
+    data: Path | None,
+    count: int,
+    features: Callable[[str], list[str]],
+    driver_ttl: timedelta = COVER_DATA,
+) -> list:
+    """Entities and FeatureViews over `data/<view>/*.parquet` (same files as featurehub); the
+    first view's TTL is `driver_ttl`."""
     from feast import Entity, FeatureView, Field, FileSource, ValueType
     from feast.data_format import ParquetFormat
     from feast.types import Float64, Int64
@@ -126,7 +136,8 @@ def make_views(data: Path | None, count: int, features: Callable[[str], list[str
         ),
     }
     objects: list = list(entities.values())
-    for name, keys, ttl in VIEWS[:count]:
+    for index, (name, keys, ttl) in enumerate(VIEWS[:count]):
+        ttl = driver_ttl if index == 0 else ttl
         path = str(data / name / "*.parquet") if data else f"{name}.parquet"
         source = FileSource(
             name=f"{name}_source",
@@ -162,6 +173,16 @@ def open_store(directory: Path):
 # --- pit ---------------------------------------------------------------------------------
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM, which starts afresh at exec; ru_maxrss starts at
+    the parent's peak on Linux). The same measure as bench_pit.peak_rss_mib."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status: the benchmark measures memory on Linux")
+
+
 def pit_child(repo: Path, data: Path, views: int) -> None:
     """One measured get_historical_features(...).to_df() in this fresh process."""
     import pandas as pd
@@ -174,7 +195,8 @@ def pit_child(repo: Path, data: Path, views: int) -> None:
     df = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     found = {name: int(df[feature_names(name)[0]].notna().sum()) for name, _, _ in VIEWS[:views]}
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "rows": len(df), "non_null": found}))
+    report = {"seconds": seconds, "cpu": cpu, "rows": len(df), "non_null": found}
+    print(json.dumps({**report, "peak_mib": peak_rss_mib()}))
 
 
 def pit(args: argparse.Namespace) -> dict:
@@ -182,24 +204,21 @@ def pit(args: argparse.Namespace) -> dict:
 
     quiet()
     data = args.data.resolve()
+    driver_ttl = COVER_DATA if args.driver_ttl is None else timedelta(seconds=args.driver_ttl)
     with tempfile.TemporaryDirectory(prefix="feast-pit-") as tmp:
         repo = Path(tmp)
         write_repo(repo, {"type": "sqlite", "path": str(repo / "online.db")})
-        open_store(repo).apply(make_views(data, args.views, feature_names))
+        open_store(repo).apply(make_views(data, args.views, feature_names, driver_ttl))
         runs = []
         for _ in range(args.repeat):
             cmd = [sys.executable, __file__, "pit-child", str(repo), str(data), str(args.views)]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-            assert proc.stdout is not None
-            out = proc.stdout.read()
-            _, status, usage = os.wait4(proc.pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise RuntimeError(f"feast pit child failed with status {status}")
-            report = json.loads(out.strip().splitlines()[-1])
-            report["peak_mib"] = usage.ru_maxrss / 1024  # ru_maxrss is in KiB
-            runs.append(report)
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"feast pit child failed with exit code {done.returncode}")
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {
         "views": args.views,
+        "driver_ttl_days": driver_ttl / timedelta(days=1),
         "median_seconds": statistics.median(r["seconds"] for r in runs),
         "median_cpu": statistics.median(r["cpu"] for r in runs),
         "peak_mib": max(r["peak_mib"] for r in runs),
@@ -424,6 +443,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, required=True, help="bench_pit data directory")
     p.add_argument("--views", type=int, choices=(1, 3), default=1)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--driver-ttl-seconds",
+        dest="driver_ttl",
+        type=lambda text: None if text == "none" else int(text),
+        default=None,
+        help="the driver view's TTL; none (default): 3,650 days, longer than the data",
+    )
     c = sub.add_parser("pit-child")  # internal: one measured run
     c.add_argument("repo", type=Path)
     c.add_argument("data", type=Path)

@@ -78,27 +78,39 @@ driver_daily_activity = FeatureView(
     name="driver_daily_activity",
     entities=[driver],
     source=driver_stats_source,
-    # One row per driver and day, known once the day is over: the event time is the end of
-    # the day, so a training row never sees a day that was not complete at its time.
+    # A running aggregate: at each of a driver's updates, the driver's activity over the 24
+    # hours up to and including it. A row is stamped with the time of the last update it
+    # includes (never a time still to come), and created when the last of its inputs was
+    # written: a training row sees only aggregates whose every input existed at its time, and
+    # a late backfill makes new versions of the aggregates it belongs to, created when it
+    # arrived. A value expires a day after the driver's last update (ttl), when the day it
+    # describes is over.
     transformation="""
         SELECT driver_id,
-               date_trunc('day', event_timestamp) + INTERVAL 1 DAY AS event_timestamp,
-               max(created) AS created,
-               max(conv_rate) AS max_conv_rate_1d,
-               CAST(sum(trips_today) AS BIGINT) AS trips_1d,
-               count(*) AS updates_1d
+               event_timestamp,
+               max(created) OVER last_24h AS created,
+               max(conv_rate) OVER last_24h AS max_conv_rate_1d,
+               CAST(sum(trips_today) OVER last_24h AS BIGINT) AS trips_1d,
+               count(*) OVER last_24h AS updates_1d
         FROM source
         WHERE acc_rate > 0.5
-        GROUP BY driver_id, date_trunc('day', event_timestamp)
+        WINDOW last_24h AS (
+            PARTITION BY driver_id
+            ORDER BY event_timestamp
+            RANGE BETWEEN INTERVAL 24 HOURS PRECEDING AND CURRENT ROW
+        )
     """,
     schema=[
         Field("max_conv_rate_1d", Float64),
         Field("trips_1d", Int64),
         Field("updates_1d", Int64),
     ],
-    ttl=timedelta(days=2),
-    schedule="@daily",
+    ttl=timedelta(days=1),
+    schedule="@hourly",
     owner="marketplace@example.com",
     tags={"team": "marketplace"},
-    description="Daily driver activity, aggregated from the hourly statistics",
+    description=(
+        "Driver activity over the 24 hours up to each update (a running aggregate of the "
+        "hourly statistics), stamped at that update"
+    ),
 )
