@@ -26,6 +26,8 @@ demo: install
 	$(BIN)/featurehub -r $(REPO) materialize $$(date -u -d '-31 days' +%F) $$(date -u -d '+1 day' +%F)
 	$(BIN)/python $(REPO)/build_training_set.py
 	$(BIN)/python $(REPO)/compare_online_offline.py
+	$(BIN)/featurehub -r $(REPO) materialize-incremental
+	$(BIN)/featurehub -r $(REPO) status
 
 test: install
 	bash scripts/ensure-services.sh

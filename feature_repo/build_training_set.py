@@ -32,7 +32,7 @@ def main() -> None:
     print(training.head(5).to_string(index=False))
     leaky = store.get_historical_features(trips, "trip_completion_v1", created_cutoff=False)
     naive, careful = leaky.to_pandas()[features], training[features]
-    leaked = ~((naive == careful) | (naive.isna() & careful.isna()))
+    leaked = ~((naive == careful).fillna(False) | (naive.isna() & careful.isna()))
     print(
         f"values a join without the created-time cutoff would change (leaks from late "
         f"backfills): {int(leaked.to_numpy().sum()):,} of {training[features].size:,}"

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from featurehub import __version__
 from featurehub.engines.base import MaterializationResult, MaterializationTask
+from featurehub.engines.planning import EPOCH
 from featurehub.engines.runner import MaterializationError, ProgressCallback
 from featurehub.errors import FeaturehubError, NotFoundError, did_you_mean
 from featurehub.feature_store import FeatureStore
@@ -274,6 +275,17 @@ def _result_summary(result: MaterializationResult) -> dict[str, Any]:
     }
 
 
+def _window_label(task: MaterializationTask) -> str:
+    """What a task takes, in words: the progress line of its view."""
+    end = f"{task.end:%Y-%m-%d %H:%M}"
+    if task.kind == "online_rebuild":
+        return "online store rebuilt from the offline store"
+    if task.start == EPOCH:
+        return f"all rows visible before {end}"
+    window = "arrived" if task.window == "arrival" else "events"
+    return f"{window} {task.start:%Y-%m-%d %H:%M} .. {end}"
+
+
 def _materialize_with_progress(
     run: Callable[[ProgressCallback | None], list[MaterializationResult]], as_json: bool
 ) -> None:
@@ -299,10 +311,7 @@ def _materialize_with_progress(
         bars: dict[str, TaskID] = {}
 
         def on_progress(task: MaterializationTask, phase: str) -> None:
-            what = "arrived " if task.window == "arrival" else ""
-            label = (
-                f"{task.view.name} {what}{task.start:%Y-%m-%d %H:%M} .. {task.end:%Y-%m-%d %H:%M}"
-            )
+            label = f"{task.view.name} {_window_label(task)}"
             if phase == "started":
                 bars[task.view.name] = progress.add_task(label, total=1)
             else:
