@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from featurehub import FeatureStore
+from featurehub.cli import app
 from featurehub.config import load_config
 from tests.repos import BASE, DRIVER_DEFS, make_repo
 
@@ -331,3 +333,24 @@ def test_lookback_needs_a_source_without_created_times(tmp_path: Path) -> None:
             ),
             {},
         )
+
+
+def test_rows_without_an_event_time_are_counted_not_dropped_silently(
+    tmp_path: Path, engine: str
+) -> None:
+    table = source_table(scenario_rows()[:2])
+    events = pa.array(
+        [None, *table["event_timestamp"].to_pylist()[1:]], table["event_timestamp"].type
+    )
+    table = table.set_column(1, "event_timestamp", events)
+    repo = make_repo(tmp_path / "repo", data={"drivers": table})
+    with FeatureStore(repo) as store:
+        store.apply()
+        [result] = store.materialize(BASE, BASE + 1000 * MINUTE, engine=engine)
+        assert (result.rows_read, result.rows_skipped) == (1, 1)
+        assert store.runs()[0].rows_skipped == 1
+        printed = CliRunner().invoke(
+            app, ["-r", str(repo), "materialize", "2026-01-01", "2026-01-02", "-e", engine]
+        )
+        assert printed.exit_code == 0, printed.output
+        assert "1 source rows have no event timestamp" in printed.output
