@@ -69,6 +69,25 @@ class MaterializationResult:
     as_of: datetime | None = None
     window: str = "event"
 
+    @classmethod
+    def of(
+        cls, task: MaterializationTask, rows: int, online_rows: int, pending: int, skipped: int
+    ) -> MaterializationResult:
+        """The result of `task`, which took `rows` rows (written offline when it writes
+        offline) and wrote `online_rows` online."""
+        return cls(
+            task.view.name,
+            task.start,
+            task.end,
+            rows_read=rows,
+            rows_written=rows if task.offline else 0,
+            online_rows_written=online_rows,
+            rows_pending=pending,
+            rows_skipped=skipped,
+            as_of=task.as_of,
+            window=task.window,
+        )
+
 
 @dataclass(frozen=True)
 class StagedRun:

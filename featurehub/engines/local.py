@@ -91,17 +91,8 @@ class LocalEngine(Engine):
                 if staging is not None:
                     self.offline.discard(staging)
                 raise
-        result = MaterializationResult(
-            task.view.name,
-            task.start,
-            task.end,
-            rows_read=table.num_rows,
-            rows_written=table.num_rows if task.offline else 0,
-            online_rows_written=written,
-            rows_pending=int(rows_pending),
-            rows_skipped=int(rows_skipped),
-            as_of=task.as_of,
-            window=task.window,
+        result = MaterializationResult.of(
+            task, table.num_rows, written, int(rows_pending), int(rows_skipped)
         )
         return StagedRun(result, staging)
 

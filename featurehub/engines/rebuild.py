@@ -61,14 +61,5 @@ class OfflineStoreEngine(Engine):
             finally:
                 con.close()
         written = self.online.write(task.view, table) if table.num_rows else 0
-        result = MaterializationResult(
-            task.view.name,
-            task.start,
-            task.end,
-            rows_read=table.num_rows,
-            rows_written=0,
-            online_rows_written=written,
-            as_of=task.as_of,
-            window=task.window,
-        )
+        result = MaterializationResult.of(task, table.num_rows, written, 0, 0)
         return StagedRun(result, None)

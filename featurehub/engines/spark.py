@@ -250,17 +250,8 @@ class SparkEngine(Engine):
             if staging is not None:
                 self.offline.discard(staging)
             raise
-        result = MaterializationResult(
-            task.view.name,
-            task.start,
-            task.end,
-            rows_read=read,
-            rows_written=read if task.offline else 0,
-            online_rows_written=online_rows,
-            rows_pending=int(counts["pending"]),
-            rows_skipped=int(counts["skipped"]),
-            as_of=task.as_of,
-            window=task.window,
+        result = MaterializationResult.of(
+            task, read, online_rows, int(counts["pending"]), int(counts["skipped"])
         )
         return StagedRun(result, staging)
 
