@@ -198,3 +198,17 @@ def test_the_daily_view_online_now_equals_offline_at_now(
                 assert got == want, (name, index, got, want)
                 present += 1
     assert present > 0
+
+
+def test_the_generator_uses_the_ttls_keys_and_tie_breaks_the_repo_declares() -> None:
+    catalog = load_repo(EXAMPLE)
+    for spec in generator.SOURCE_VIEWS:
+        (view,) = [
+            v
+            for v in catalog.feature_views.values()
+            if v.transformation is None and v.source.path == f"data/{spec.source}.parquet"
+        ]
+        assert view.ttl == timedelta(microseconds=spec.ttl_us), view.name
+        assert tuple(view.join_keys) == spec.keys, view.name
+        assert view.feature_names[0] == spec.first_feature, view.name
+        assert set(spec.features) <= set(view.feature_names), view.name
