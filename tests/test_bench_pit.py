@@ -13,7 +13,6 @@ BENCH = Path(__file__).parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import bench_pit  # noqa: E402
-from feast_peer import VENV_PYTHON, run_peer  # noqa: E402
 
 PARENT_MIB = 800
 
@@ -54,16 +53,3 @@ def test_ttl_flags_parse_and_bad_ones_say_what_to_write(
         with pytest.raises(SystemExit):
             bench_pit.parse_args(["--ttl", bad])
         assert message in capsys.readouterr().err
-
-
-@pytest.mark.skipif(not VENV_PYTHON.exists(), reason="no Feast venv: `make feast-venv`")
-def test_feast_gets_the_same_driver_ttl(scale: bench_pit.Scale) -> None:
-    """Same files, same TTL, Feast's rules (no created cutoff): same non-null count."""
-    ours = bench_pit.run_child(scale.directory, 1, False, driver_ttl=timedelta(days=1))
-    feast = run_peer(
-        "pit", "--data", str(scale.directory), "--views", "1", "--repeat", "1",
-        "--driver-ttl-seconds", "86400",
-    )  # fmt: skip
-    assert feast["non_null"] == ours.non_null
-    assert feast["driver_ttl_days"] == 1
-    assert feast["peak_mib"] > 0
