@@ -217,12 +217,38 @@ def online_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def test_online_equals_offline_after_any_runs(
     tmp_path: Path, online_url: str, drawn: list[tuple[int, int, int, float, int]], runs: list[Run]
 ) -> None:
+    check_random_runs(tmp_path, online_url, drawn, runs, "local")
+
+
+@settings(
+    max_examples=3,  # a Spark job per run: a few examples, the local engine takes the many
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(drawn=source_rows, runs=run_sequences())
+def test_online_equals_offline_after_any_runs_on_spark(
+    tmp_path: Path,
+    redis_url: str,
+    spark_session: object,
+    drawn: list[tuple[int, int, int, float, int]],
+    runs: list[Run],
+) -> None:
+    check_random_runs(tmp_path, redis_url, drawn, runs, "spark")
+
+
+def check_random_runs(
+    tmp_path: Path,
+    online_url: str,
+    drawn: list[tuple[int, int, int, float, int]],
+    runs: list[Run],
+    engine: str,
+) -> None:
     rows = as_rows(drawn)
     root = tmp_path / uuid.uuid4().hex[:8]
     if online_url.startswith("sqlite"):
         online_url = f"sqlite:///{root / 'online.db'}"
     with build_store(root, rows, online_url) as store:
-        run_all(store, runs)
+        run_all(store, runs, engine)
         check_consistent(store, rows, runs)
 
 
