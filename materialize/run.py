@@ -4,8 +4,8 @@
 
 Meant to be started by a scheduler (cron, Kubernetes CronJob, Airflow): each start takes,
 per view, every row that arrived since its watermark, up to now (late rows included). It
-prints the JSON summary and exits 1 when a view failed, so the scheduler sees failures. Stores and engine come from featurehub.yaml and
-the FEATUREHUB_* environment variables.
+prints the JSON summary and exits 1 when a view failed, so the scheduler sees failures.
+Stores and engine come from featurehub.yaml and the FEATUREHUB_* environment variables.
 """
 
 from __future__ import annotations
