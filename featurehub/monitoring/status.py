@@ -18,7 +18,9 @@ class ViewStatus:
     last_run_id: int | None
     last_status: str | None  # success | failed | running
     last_run_at: datetime | None
-    online: str  # "ok", "lost" (see featurehub.online.markers), or "-" for offline views
+    # "ok"; "lost" (see featurehub.online.markers); "behind" (an offline-only run wrote rows
+    # the online store lacks); "-" for views that are not online
+    online: str
     problem: str | None  # None when all is well
 
 
@@ -27,10 +29,23 @@ def view_statuses(
 ) -> list[ViewStatus]:
     """One status per view, those with a problem first."""
     statuses = []
+    behind = runs.offline_only_since_online()
     for view in views:
         latest = runs.list(view.name, limit=1)
         last = latest[0] if latest else None
-        problem = lost.get(view.name)
+        online = "-"
+        problem = None
+        if view.online:
+            online = "ok"
+            if view.name in behind:
+                online = "behind"
+                problem = (
+                    f"run {behind[view.name]} wrote the offline store only: the online store "
+                    "lacks its rows. Rebuild it: featurehub materialize --online-only --views "
+                    f"{view.name}"
+                )
+            if view.name in lost:
+                online, problem = "lost", lost[view.name]
         if last is not None and last.status == "failed":
             problem = f"last run {last.id} failed: {last.error}"
         statuses.append(
@@ -40,7 +55,7 @@ def view_statuses(
                 last_run_id=last.id if last else None,
                 last_status=last.status if last else None,
                 last_run_at=last.started_at if last else None,
-                online=("lost" if view.name in lost else "ok") if view.online else "-",
+                online=online,
                 problem=problem,
             )
         )

@@ -253,6 +253,27 @@ class RunLog:
         with self._engine.connect() as conn:
             return {view: int(run_id) for view, run_id in conn.execute(query)}
 
+    def offline_only_since_online(self) -> dict[str, int]:
+        """Per view, its latest successful offline-only run that wrote rows, when no run has
+        written the view online since: the online store lacks those rows."""
+        success = sa.and_(runs.c.project == self._project, runs.c.status == "success")
+        offline_only = (
+            sa.select(runs.c.view, sa.func.max(runs.c.id).label("run_id"))
+            .where(success, runs.c.targets == "offline", runs.c.rows_written > 0)
+            .group_by(runs.c.view)
+        )
+        online = (
+            sa.select(runs.c.view, sa.func.max(runs.c.id).label("run_id"))
+            .where(success, runs.c.targets != "offline")
+            .group_by(runs.c.view)
+        )
+        with self._engine.connect() as conn:
+            written = {view: run_id for view, run_id in conn.execute(offline_only)}
+            served = {view: run_id for view, run_id in conn.execute(online)}
+        return {
+            view: int(run_id) for view, run_id in written.items() if run_id > served.get(view, 0)
+        }
+
     def list(self, view: str | None = None, limit: int = 50) -> list[Run]:
         """The newest runs first."""
         self.reap()

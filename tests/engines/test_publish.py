@@ -181,3 +181,23 @@ def test_a_run_declared_abandoned_while_it_ran_publishes_nothing(tmp_path: Path)
         with pytest.raises(RunNotRunning, match="nothing of it was published"):
             runs.succeed(run_id, 1, 1, 0)
         assert [r.status for r in store.runs()] == ["failed"]
+
+
+def test_status_says_when_an_offline_only_run_left_the_online_store_behind(
+    tmp_path: Path,
+) -> None:
+    repo = repo_with_online(tmp_path, f"sqlite:///{tmp_path / 'online.db'}")
+    runner = CliRunner()
+    with FeatureStore(repo) as store:
+        store.apply()
+        store.materialize(BASE, BASE + timedelta(hours=3))
+        assert runner.invoke(app, ["-r", str(repo), "status"]).exit_code == 0
+        store.materialize(BASE, END, online=False)
+        [status] = store.status()
+        assert status.online == "behind" and "--online-only" in (status.problem or "")
+        result = runner.invoke(app, ["-r", str(repo), "status"])
+        assert result.exit_code == 1 and "behind" in result.output
+        store.rebuild_online()
+        [status] = store.status()
+        assert (status.online, status.problem) == ("ok", None)
+        assert online_events(store) == [BASE + timedelta(hours=h) for h in (3, 4, 5)]
