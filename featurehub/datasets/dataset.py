@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -73,6 +74,30 @@ class Dataset:
     def profile(self) -> dict[str, FeatureProfile]:
         """Per feature column, the profile computed when the dataset was saved."""
         return {name: FeatureProfile.from_dict(data) for name, data in self.record.profile.items()}
+
+    def to_dict(self, *, profile: bool = True) -> dict[str, Any]:
+        """Metadata (and the profile) as JSON-able values: what `datasets describe --json`
+        prints."""
+        start, end = self.entity_range
+        data: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "features": self.features,
+            "feature_service": self.feature_service,
+            "view_versions": self.view_versions,
+            "timestamp_column": self.record.timestamp_column,
+            "entity_start": None if start is None else start.isoformat(),
+            "entity_end": None if end is None else end.isoformat(),
+            "row_count": self.row_count,
+            "fingerprint": self.fingerprint,
+            "created_at": self.created_at.isoformat(),
+            "created_cutoff": self.created_cutoff,
+            "path": self.record.path,
+            "files": [vars(f) for f in self.record.files],
+        }
+        if profile:
+            data["profile"] = {name: p.to_dict() for name, p in self.profile.items()}
+        return data
 
     def to_arrow(self) -> pa.Table:
         """The rows as saved; a missing or modified file is an error naming it."""
