@@ -7,12 +7,14 @@ Missing values are nulls, and NaN in float columns. For numbers (integers and fl
 booleans) over the values that are not missing:
 
 - quantiles at 0, 1, 5, 10, 25, 50, 75, 90, 95, 99 and 100 % (numpy, linear interpolation),
-  the mean and the standard deviation (population, ddof=0);
-- PSI bins. The edges are the training deciles 10 % .. 90 %, each an observed value (numpy's
-  "lower" method, so a discrete value's rows all fall in one bin), deduplicated: discrete
-  data gets fewer than 10 bins. With edges e1 < ... < ek there are k + 1 bins, open at both
-  ends: (-inf, e1), [e1, e2), ..., [ek, +inf). A value v falls in bin i = the number of
-  edges <= v. The training count of every bin is stored.
+  the mean and the standard deviation (population, ddof=0), over the finite values (the
+  count of infinite ones is kept apart: they would make every statistic NaN);
+- PSI bins. The edges are the deciles 10 % .. 90 % of the finite values, each an observed
+  value (numpy's "lower" method, so a discrete value's rows all fall in one bin),
+  deduplicated: discrete data gets fewer than 10 bins. With edges e1 < ... < ek there are
+  k + 1 bins, open at both ends: (-inf, e1), [e1, e2), ..., [ek, +inf). A value v (infinite
+  ones included) falls in bin i = the number of edges <= v. The training count of every bin
+  is stored.
 
 For strings and booleans: the 100 most frequent values with their counts (ties by value),
 and an "other" count for the rest. Other types (timestamps, lists) get counts only.
@@ -41,6 +43,7 @@ class FeatureProfile:
     kind: str  # "number", "category" or "other"
     count: int  # rows, missing included
     missing: int  # null, or NaN for floats
+    infinite: int = 0  # +-inf: binned, left out of quantiles, mean and std
     quantiles: dict[str, float] = field(default_factory=dict)  # "0", "1", ... "100" (percent)
     mean: float | None = None
     std: float | None = None
@@ -108,17 +111,19 @@ def _present_numbers(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def _with_numbers(base: FeatureProfile, values: np.ndarray) -> FeatureProfile:
-    if not values.size:
-        return replace(base, bin_counts=[0])
-    quantiles = np.quantile(values, QUANTILES, method="linear")
-    edges = np.unique(np.quantile(values, DECILES, method="lower"))
+    finite = values[np.isfinite(values)]
+    if not finite.size:  # no edges: one bin, (-inf, +inf)
+        return replace(base, infinite=int(values.size), bin_counts=[int(values.size)])
+    quantiles = np.quantile(finite, QUANTILES, method="linear")
+    edges = np.unique(np.quantile(finite, DECILES, method="lower"))
     bins = np.searchsorted(edges, values, side="right")
     counts = np.bincount(bins, minlength=edges.size + 1)
     return replace(
         base,
+        infinite=int(values.size - finite.size),
         quantiles={_percent(q): float(v) for q, v in zip(QUANTILES, quantiles, strict=True)},
-        mean=float(np.mean(values)),
-        std=float(np.std(values)),
+        mean=float(np.mean(finite)),
+        std=float(np.std(finite)),
         bin_edges=[float(e) for e in edges],
         bin_counts=[int(c) for c in counts],
     )
