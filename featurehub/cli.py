@@ -682,20 +682,21 @@ def datasets_describe(
     console.print(f"views read: {versions}", markup=False, highlight=False)
     console.print(f"fingerprint (sha256): {dataset.fingerprint}", markup=False, highlight=False)
     table = Table(title=f"profile of {name}")
-    for column in ("feature", "type", "null rate", "min", "p50", "max", "mean", "std", "bins"):
+    headers = ("feature", "type", "null rate", "min", "p50", "max", "mean", "std", "bins / top")
+    for column in headers:
         table.add_column(column)
     for feature, profile in dataset.profile.items():
         quantiles = profile.quantiles
-        top = ", ".join(f"{v}: {c}" for v, c in profile.categories[:3])
         numbers = [quantiles.get(q) for q in ("0", "50", "100")] + [profile.mean, profile.std]
-        cells = ["" if n is None else f"{n:.4g}" for n in numbers]
-        if profile.kind == "category":
-            cells = [escape(top), "", "", "", ""]
+        if profile.kind == "number":
+            shape = f"{len(profile.bin_counts)} bins"
+        else:
+            shape = ", ".join(f"{v}: {c}" for v, c in profile.categories[:3])
         table.add_row(
             escape(feature),
             profile.type,
             f"{profile.null_rate:.2%}",
-            *cells,
-            str(len(profile.bin_counts)) if profile.kind == "number" else "",
+            *["" if n is None else f"{n:.4g}" for n in numbers],
+            escape(shape),
         )
     console.print(table)
