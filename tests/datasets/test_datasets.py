@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
 from featurehub import FeatureStore
 from featurehub.datasets.profile import profile_column
 from featurehub.errors import FeaturehubError, NotFoundError
+from featurehub.offline.retrieval import RetrievalJob
 from featurehub.registry.datasets import DatasetError, DatasetExistsError
 from tests.datasets.conftest import entity_rows
-from tests.repos import BASE
+from tests.repos import BASE, make_repo
 
 
 def test_a_saved_dataset_holds_the_join_and_its_record(dataset_store: FeatureStore) -> None:
@@ -95,8 +98,6 @@ def test_errors_name_the_problem_and_the_fix(dataset_store: FeatureStore) -> Non
         store.datasets.save("nothing", entity_rows().iloc[:0], "driver_service")
     assert [d.name for d in store.datasets.list()] == ["trips_2026"]
     with pytest.raises(FeaturehubError, match="cannot be saved"):
-        from featurehub.offline.retrieval import RetrievalJob
-
         RetrievalJob(lambda: pa.table({"x": [1]})).save("loose")
 
 
@@ -146,3 +147,55 @@ def test_a_view_changed_since_is_recorded_at_the_version_read(
         store.datasets.save("v2", entity_rows(), "driver_service")
         assert store.get_dataset("v1").view_versions == {"driver_stats": 1}
         assert store.get_dataset("v2").view_versions == {"driver_stats": 2}
+
+
+CITY_DEFS = """
+from datetime import timedelta
+from featurehub import Entity, FeatureView, Field, ParquetSource
+from featurehub.types import Bool, Float64, String
+
+driver = Entity(name="driver", join_keys=["driver_id"])
+profile = FeatureView(
+    name="driver_profile",
+    entities=[driver],
+    source=ParquetSource(path="data/profiles.parquet"),
+    schema=[Field("city", String), Field("active", Bool), Field("rating", Float64)],
+    ttl=timedelta(days=2),
+)
+"""
+
+
+def test_strings_and_booleans_get_category_frequencies(tmp_path: Path, registry_url: str) -> None:
+    rows = 12
+    profiles = pa.table(
+        {
+            "driver_id": pa.array([i % 4 for i in range(rows)], pa.int64()),
+            "event_timestamp": pa.array(
+                [BASE + timedelta(hours=i) for i in range(rows)], pa.timestamp("us", tz="UTC")
+            ),
+            "city": ["paris", "rome", "paris", None] * 3,
+            "active": [True, False, True, True] * 3,
+            "rating": [float(i) for i in range(rows)],
+        }
+    )
+    repo = make_repo(
+        tmp_path / "repo",
+        files={"defs.py": CITY_DEFS},
+        data={"profiles": profiles},
+        registry=registry_url,
+    )
+    entity = pd.DataFrame(
+        {"driver_id": [0, 1, 2, 3, 0], "event_timestamp": [BASE + timedelta(hours=12)] * 5}
+    )
+    with FeatureStore(repo) as store:
+        store.apply()
+        store.materialize(BASE, BASE + timedelta(hours=rows), online=False)
+        saved = store.datasets.save("cities", entity, ["driver_profile:*"])
+        profile = store.get_dataset("cities").profile
+    assert saved.row_count == 5
+    city, active = profile["city"], profile["active"]
+    assert (city.kind, city.categories, city.other_count, city.missing) == (
+        "category", [("paris", 3), ("rome", 1)], 0, 1,
+    )  # fmt: skip
+    assert (active.kind, active.categories) == ("category", [(True, 4), (False, 1)])
+    assert profile["rating"].kind == "number" and profile["rating"].quantiles["100"] == 11.0
