@@ -83,10 +83,6 @@ class Datasets:
     def get(self, name: str) -> Dataset:
         return Dataset(self._catalog.get(name), self._files)
 
-    def list(self) -> list[Dataset]:
-        """Every saved dataset, newest first (metadata only: no rows are read)."""
-        return [Dataset(record, self._files) for record in self._catalog.list()]
-
     def request(
         self,
         features: Sequence[str] | FeatureService | str,
@@ -162,6 +158,11 @@ class Datasets:
     def _check_new(self, name: str) -> None:
         check_name("dataset", name)
         self._catalog.check_free(name)
+
+    # Last in the class: below it, `list` in an annotation would name this method.
+    def list(self) -> list[Dataset]:
+        """Every saved dataset, newest first (metadata only: no rows are read)."""
+        return [Dataset(record, self._files) for record in self._catalog.list()]
 
 
 def _time_range(column: pa.ChunkedArray) -> tuple[datetime | None, datetime | None]:

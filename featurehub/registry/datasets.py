@@ -134,16 +134,6 @@ class DatasetCatalog:
             )
         return _record_of(row)
 
-    def list(self) -> list[DatasetRecord]:
-        """Every saved dataset, newest first."""
-        query = (
-            sa.select(datasets)
-            .where(datasets.c.project == self._project)
-            .order_by(datasets.c.id.desc())
-        )
-        with self._engine.connect() as conn:
-            return [_record_of(row) for row in conn.execute(query).mappings()]
-
     def names(self) -> list[str]:
         query = sa.select(datasets.c.name).where(datasets.c.project == self._project)
         with self._engine.connect() as conn:
@@ -157,6 +147,17 @@ class DatasetCatalog:
 
     def _where(self, query: Any, name: str) -> Any:
         return query.where(datasets.c.project == self._project, datasets.c.name == name)
+
+    # Last in the class: below it, `list` in an annotation would name this method.
+    def list(self) -> list[DatasetRecord]:
+        """Every saved dataset, newest first."""
+        query = (
+            sa.select(datasets)
+            .where(datasets.c.project == self._project)
+            .order_by(datasets.c.id.desc())
+        )
+        with self._engine.connect() as conn:
+            return [_record_of(row) for row in conn.execute(query).mappings()]
 
 
 def _record_of(row: Any) -> DatasetRecord:
