@@ -322,7 +322,8 @@ class FeatureStore:
 
         Names, columns, types and offline data are checked now; the join runs when the job's
         result is asked for. `created_cutoff=False` lets values created after a row's time
-        (late backfills) in, as Feast does; the default keeps them out.
+        (late backfills) in, as Feast does; the default keeps them out. `job.save(name)` keeps
+        the result as an immutable training dataset (docs/datasets.md).
         """
         from featurehub.offline.pit import ViewQuery, point_in_time_join
 
