@@ -571,3 +571,132 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+# -- saved training datasets (docs/datasets.md) -------------------------------------------------
+
+datasets_app = typer.Typer(
+    help="Saved training datasets: save, list, describe.", no_args_is_help=True
+)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("save")
+def datasets_save(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The dataset's name (letters, digits, underscores)."),
+    entities: str = typer.Option(
+        ..., "--entities", help="A Parquet file of entity rows, or a DuckDB SELECT over files."
+    ),
+    features: list[str] = typer.Option(
+        [], "--features", "-f", help="view:feature (repeat, or separate with commas)."
+    ),
+    service: str | None = typer.Option(None, "--service", "-s", help="A feature service."),
+    description: str = typer.Option("", "--description", help="What the dataset is for."),
+    timestamp_column: str = typer.Option(
+        "event_timestamp", "--timestamp-column", help="The entity rows' time column."
+    ),
+    no_created_cutoff: bool = typer.Option(
+        False, "--no-created-cutoff", help="Let values created after a row's time in."
+    ),
+) -> None:
+    """Run a point-in-time join and save its result as an immutable, named dataset."""
+    refs = [ref.strip() for item in features for ref in item.split(",") if ref.strip()]
+    if bool(refs) == bool(service):
+        _fail("pass either --features view:feature ... or --service NAME (one of the two)")
+    store = _store(ctx)
+    try:
+        dataset = store.datasets.save(
+            name,
+            entities,
+            service or refs,
+            description=description,
+            timestamp_column=timestamp_column,
+            created_cutoff=not no_created_cutoff,
+        )
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    console.print(
+        f"Saved dataset [bold]{escape(dataset.name)}[/]: {dataset.row_count:,} rows, "
+        f"{len(dataset.features)} features, sha256 {dataset.fingerprint[:16]}",
+        highlight=False,
+    )
+
+
+@datasets_app.command("list")
+def datasets_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """List saved datasets, newest first."""
+    store = _store(ctx)
+    try:
+        found = store.datasets.list()
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps([d.to_dict(profile=False) for d in found], indent=2))
+        return
+    table = Table(title=f"datasets of {store.project}")
+    for column in ("name", "rows", "features", "service", "entity times", "created", "cutoff"):
+        table.add_column(column)
+    for dataset in found:
+        start, end = dataset.entity_range
+        table.add_row(
+            escape(dataset.name),
+            f"{dataset.row_count:,}",
+            str(len(dataset.features)),
+            escape(dataset.feature_service or ""),
+            f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}" if start and end else "",
+            f"{dataset.created_at:%Y-%m-%d %H:%M}",
+            "on" if dataset.created_cutoff else "off",
+        )
+    console.print(table)
+
+
+@datasets_app.command("describe")
+def datasets_describe(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A saved dataset's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """A dataset's metadata and the profile of each feature (no rows are read)."""
+    store = _store(ctx)
+    try:
+        dataset = store.get_dataset(name)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    info = dataset.to_dict()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    for key in ("name", "description", "feature_service", "row_count", "timestamp_column"):
+        console.print(f"{key}: {info[key]}", markup=False, highlight=False)
+    console.print(f"entity times: {info['entity_start']} .. {info['entity_end']}", markup=False)
+    console.print(
+        f"created: {info['created_at']}, created-time cutoff: "
+        f"{'on' if dataset.created_cutoff else 'off'}",
+        markup=False,
+    )
+    versions = ", ".join(f"{v} v{n}" for v, n in dataset.view_versions.items())
+    console.print(f"views read: {versions}", markup=False, highlight=False)
+    console.print(f"fingerprint (sha256): {dataset.fingerprint}", markup=False, highlight=False)
+    table = Table(title=f"profile of {name}")
+    headers = ("feature", "type", "null rate", "min", "p50", "max", "mean", "std", "bins / top")
+    for column in headers:
+        table.add_column(column)
+    for feature, profile in dataset.profile.items():
+        quantiles = profile.quantiles
+        numbers = [quantiles.get(q) for q in ("0", "50", "100")] + [profile.mean, profile.std]
+        if profile.kind == "number":
+            shape = f"{len(profile.bin_counts)} bins"
+        else:
+            shape = ", ".join(f"{v}: {c}" for v, c in profile.categories[:3])
+        table.add_row(
+            escape(feature),
+            profile.type,
+            f"{profile.null_rate:.2%}",
+            *["" if n is None else f"{n:.4g}" for n in numbers],
+            escape(shape),
+        )
+    console.print(table)

@@ -16,6 +16,8 @@ from types import TracebackType
 import pyarrow as pa
 
 from featurehub.config import RepoConfig, load_config
+from featurehub.datasets import Dataset, Datasets
+from featurehub.datasets.files import DatasetFiles
 from featurehub.definitions import Entity, FeatureService, FeatureView
 from featurehub.definitions.catalog import Catalog
 from featurehub.engines.base import Engine, MaterializationResult, MaterializationTask
@@ -39,6 +41,7 @@ from featurehub.online.factory import online_store_for
 from featurehub.online.lookup import EntityRows, OnlineResponse, entity_rows_of, lookup
 from featurehub.online.markers import lost_views
 from featurehub.registry import Plan, RegistryState, SqlRegistry
+from featurehub.registry.datasets import DatasetCatalog
 from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
@@ -319,7 +322,8 @@ class FeatureStore:
 
         Names, columns, types and offline data are checked now; the join runs when the job's
         result is asked for. `created_cutoff=False` lets values created after a row's time
-        (late backfills) in, as Feast does; the default keeps them out.
+        (late backfills) in, as Feast does; the default keeps them out. `job.save(name)` keeps
+        the result as an immutable training dataset (docs/datasets.md).
         """
         from featurehub.offline.pit import ViewQuery, point_in_time_join
 
@@ -360,4 +364,19 @@ class FeatureStore:
             finally:
                 con.close()
 
-        return RetrievalJob(run)
+        request = self.datasets.request(
+            features, projections, entity.column_names, timestamp_column, created_cutoff
+        )
+        return RetrievalJob(run, save=self.datasets.saver(request))
+
+    # -- saved training datasets ------------------------------------------------------------------
+
+    @property
+    def datasets(self) -> Datasets:
+        """Saved training datasets: `save`, `get(name)`, `list()` (docs/datasets.md)."""
+        catalog = DatasetCatalog(self.registry.engine, self.project)
+        files = DatasetFiles(self.config.offline_root, self.project)
+        return Datasets(catalog, files, self.get_historical_features)
+
+    def get_dataset(self, name: str) -> Dataset:
+        return self.datasets.get(name)

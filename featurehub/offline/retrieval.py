@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
-from typing import TypeAlias, Union
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import duckdb
 import pandas as pd
@@ -23,6 +23,9 @@ from featurehub.definitions import entity_keys as key_rule
 from featurehub.errors import FeaturehubError, did_you_mean
 from featurehub.offline.source_reader import read_only_connection
 
+if TYPE_CHECKING:
+    from featurehub.datasets import Dataset
+
 EntityInput: TypeAlias = Union[pd.DataFrame, pa.Table, str, "PathLike[str]"]
 
 
@@ -33,8 +36,13 @@ class RetrievalError(FeaturehubError, ValueError):
 class RetrievalJob:
     """A point-in-time join, run when its result is asked for (once; the result is kept)."""
 
-    def __init__(self, run: Callable[[], pa.Table]) -> None:
+    def __init__(
+        self,
+        run: Callable[[], pa.Table],
+        save: Callable[[RetrievalJob, str, str], Any] | None = None,
+    ) -> None:
         self._run = run
+        self._save = save
         self._result: pa.Table | None = None
 
     def to_arrow(self) -> pa.Table:
@@ -47,6 +55,15 @@ class RetrievalJob:
         (Int64, boolean: a missing value is pd.NA, not NaN or None), as the online
         response's `to_pandas` gives them (`featurehub.dataframes`)."""
         return dataframes.to_pandas(self.to_arrow())
+
+    def save(self, name: str, *, description: str = "") -> Dataset:
+        """Save the result as an immutable, named training dataset (docs/datasets.md)."""
+        if self._save is None:
+            raise RetrievalError(
+                "this job cannot be saved: only a job from FeatureStore.get_historical_features "
+                "knows what it was asked; use store.get_historical_features(...).save(name)"
+            )
+        return self._save(self, name, description)
 
     def to_parquet(self, path: str | PathLike[str]) -> Path:
         target = Path(path)

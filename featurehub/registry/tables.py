@@ -101,3 +101,31 @@ materialization_runs = sa.Table(
     sa.Column("rows_skipped", sa.BigInteger, nullable=True),  # no event timestamp
     sa.Index("ix_materialization_runs_view", "project", "view", "status"),
 )
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    # JSON: ["view:feature", ...] in the result's column order.
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("feature_service", sa.String(128), nullable=True),
+    # JSON: {view: registry version} of every view the join read.
+    sa.Column("view_versions", sa.Text, nullable=False),
+    sa.Column("timestamp_column", sa.String(128), nullable=False),
+    sa.Column("entity_start", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("entity_end", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    # sha256 over the files' own sha256 (see featurehub/datasets/files.py).
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    # JSON: [{"name", "sha256", "bytes"}, ...] relative to `path`.
+    sa.Column("files", sa.Text, nullable=False),
+    sa.Column("created_cutoff", sa.Boolean, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    # JSON: {feature column: profile} (featurehub/datasets/profile.py), computed once.
+    sa.Column("profile", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project", "name", name="uq_datasets_project_name"),
+)
