@@ -1,0 +1,1 @@
+"""Skew checks: does what was served match what the model was trained on?"""
