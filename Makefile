@@ -25,6 +25,10 @@ demo: install
 	$(BIN)/featurehub -r $(REPO) list services
 	$(BIN)/featurehub -r $(REPO) materialize $$(date -u -d '-31 days' +%F) $$(date -u -d '+1 day' +%F)
 	$(BIN)/python $(REPO)/build_training_set.py
+	$(BIN)/featurehub -r $(REPO) datasets save trip_training_$$(date -u +%Y%m%d_%H%M%S) \
+		--entities $(REPO)/data/trips.parquet --service trip_completion_v1 \
+		--description "make demo: every trip, point-in-time correct"
+	$(BIN)/featurehub -r $(REPO) datasets list
 	$(BIN)/python $(REPO)/compare_online_offline.py
 	$(BIN)/featurehub -r $(REPO) materialize-incremental
 	$(BIN)/featurehub -r $(REPO) status
