@@ -638,7 +638,8 @@ def datasets_list(
         print(json.dumps([d.to_dict(profile=False) for d in found], indent=2))
         return
     table = Table(title=f"datasets of {store.project}")
-    for column in ("name", "rows", "features", "service", "entity times", "created", "cutoff"):
+    table.add_column("name", overflow="fold")  # names are what users copy: never cut
+    for column in ("rows", "features", "service", "entity times", "created", "cutoff"):
         table.add_column(column)
     for dataset in found:
         start, end = dataset.entity_range
