@@ -3,12 +3,16 @@ its requests, so a service that embeds the SDK is checked like one that calls th
 
 A call only builds its record (the server's answer body: one orjson call) and appends it to
 the `ServingLog` queue; the same hand-off thread and writer process as the server's turn it
-into Parquet (`source = 'sdk'`). A writer process rather than a thread in the embedding app:
-the conversion costs ~70 us per request in bursts, which on a thread would hold the app's
-GIL and delay its own calls (the server measured p99 doubling so); a process costs ~50 MB
-and a fraction of a second to start, once, off the calling thread. Measured on this repo's
-SQLite store (one entity, two features): a look-up takes ~60 us without logging and ~70 us
-with it, the difference being the record's JSON.
+into Parquet (`source = 'sdk'`).
+
+A writer process, not a thread in the embedding app, because of what was measured (2 shared
+cores, SQLite online store, one entity, two features): converting and committing costs
+~47 us of the app's GIL per logged call on a thread (in bursts, which the server found to
+double its p99), against ~2 us to hand a record to the process. The process costs ~85 MB
+and starts off the calling thread (the first logged call took ~1.3 ms); `close` waits for
+its last commit (~0.4 s). What a call pays: ~85 us unlogged, ~100-115 us logged, the
+difference being the record (~8 us: event times and JSON) and the hand-off thread's share
+of the GIL.
 """
 
 from __future__ import annotations
