@@ -169,7 +169,7 @@ class ServerConfig(_Section):
             old: getattr(self, old) for old in LEGACY_LOG_KEYS if getattr(self, old) is not None
         }
 
-    def serving_log(self, configured: ServingLogConfig) -> ServingLogConfig:
+    def log_settings(self, configured: ServingLogConfig) -> ServingLogConfig:
         """`configured` with this section's deprecated `log_*` keys applied over it."""
         legacy = self.legacy_log_settings()
         if not legacy:
@@ -231,7 +231,7 @@ class RepoConfig(_Section):
                 f"server.{old} and serving_log.{LEGACY_LOG_KEYS[old]} are both set; keep "
                 f"serving_log.{LEGACY_LOG_KEYS[old]} (server.{old} is its deprecated name)"
             )
-        self.serving_log = self.server.serving_log(self.serving_log)
+        self.serving_log = self.server.log_settings(self.serving_log)
         return self
 
     @field_validator("project")

@@ -7,6 +7,7 @@ It holds no logic of its own beyond wiring: definitions come from `repo.loader`,
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -68,6 +69,7 @@ class FeatureStore:
         self._offline: ParquetOfflineStore | None = None
         self._online: OnlineStore | None = None
         self._serving_log: SdkServingLog | None = None
+        self._serving_log_lock = threading.Lock()  # threads of an app share one log
         self._checked_at = 0.0
 
     @property
@@ -319,9 +321,10 @@ class FeatureStore:
     def serving_log(self) -> SdkServingLog:
         """The SDK's serving log, started at the first logged call (its root checked then:
         a root that cannot be written raises ServingLogError) and flushed by `close`."""
-        if self._serving_log is None:
-            self._serving_log = SdkServingLog(self.config.serving_log, self.repo_path)
-        return self._serving_log
+        with self._serving_log_lock:
+            if self._serving_log is None:
+                self._serving_log = SdkServingLog(self.config.serving_log, self.repo_path)
+            return self._serving_log
 
     def _serving_catalog(self) -> Catalog:
         now = time.monotonic()

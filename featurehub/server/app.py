@@ -82,7 +82,7 @@ class Server:
         timeout = store.config.online_store.timeout_seconds
         self.health = OnlineHealth(min(1.0, max(0.05, timeout)))
         # `serving_log:`, which the SDK shares, with this section's deprecated log_* keys.
-        settings = self.config.serving_log(store.config.serving_log)
+        settings = self.config.log_settings(store.config.serving_log)
         self.log = open_serving_log(
             settings,
             store.repo_path,

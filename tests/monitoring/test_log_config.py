@@ -39,8 +39,8 @@ def test_old_server_keys_still_work_with_a_warning(tmp_path: Path) -> None:
     assert config.serving_log.batch_rows == 7 and config.serving_log.sample_rate_of("a") == 0.5
     with pytest.warns(FutureWarning, match="serving_log.flush_seconds"):
         server = ServerConfig(log_flush_seconds=3)
-    assert server.serving_log(ServingLogConfig(root="r")).flush_seconds == 3
-    assert ServerConfig().serving_log(ServingLogConfig(root="r")) == ServingLogConfig(root="r")
+    assert server.log_settings(ServingLogConfig(root="r")).flush_seconds == 3
+    assert ServerConfig().log_settings(ServingLogConfig(root="r")) == ServingLogConfig(root="r")
 
 
 def test_a_setting_given_in_both_places_is_refused(tmp_path: Path) -> None:

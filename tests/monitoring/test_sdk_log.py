@@ -58,7 +58,7 @@ def store(repo_config: RepoConfig, log_root: Path) -> Iterator[FeatureStore]:
 
 def logged(root: Path) -> list[dict[str, Any]]:
     relation = read_serving_log(root).order("served_at, request_id, row")
-    return relation.arrow().read_all().to_pylist()  # type: ignore[no-any-return]
+    return relation.arrow().read_all().to_pylist()
 
 
 def as_returned(response: OnlineResponse) -> list[dict[str, Any]]:
