@@ -1,4 +1,5 @@
-"""The serving log: every feature vector the server served, as Parquet, for later checks.
+"""The serving log: every feature vector the server (or the SDK, `sdk_log`) served, as
+Parquet, for later checks. Both build it with `open_serving_log`, from `serving_log:`.
 
 The request path only appends the answer it sent (`ServedAnswer`: ids and the body's bytes)
 to a bounded queue (`ServingLog.log`). A thread of the server drains it every 50 ms and hands
