@@ -3,6 +3,7 @@ writes the records the feature server writes, through the same writer, and loses
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +29,10 @@ from featurehub.monitoring.serving_log import ServingLogError
 from featurehub.online.lookup import OnlineResponse
 from featurehub.server import create_app
 from featurehub.server import response as server_response
+from tests.redis_server import free_port
 from tests.server.conftest import materialize
 from tests.server.test_serving_log import served
+from tests.server.test_shutdown import start
 
 ENTITIES = [{"driver_id": 1001}, {"driver_id": 1003}, {"driver_id": 9}]  # present, expired, none
 
@@ -124,8 +127,8 @@ def test_the_config_switch_logs_sampled_calls(repo_config: RepoConfig, log_root:
 
 
 def test_server_and_sdk_log_the_same_records(repo_config: RepoConfig, tmp_path: Path) -> None:
-    """One request through the real server and through the SDK: equal records but for the
-    request id, the time and the writer."""
+    """The same requests through the deployable server (uvicorn on loopback) and through the
+    SDK: equal records but for the request id, the time and the writer."""
     requests: list[dict[str, Any]] = [
         {"feature_service": "driver_service", "entities": {"driver_id": [1001, 1003, 9]}},
         {"feature_service": "dispatch", "entities": {"driver_id": [1002], "zone": ["b"]}},
@@ -135,10 +138,20 @@ def test_server_and_sdk_log_the_same_records(repo_config: RepoConfig, tmp_path: 
         },
     ]
     roots = {"server": tmp_path / "server", "sdk": tmp_path / "sdk"}
-    server_store = FeatureStore(config=with_log(repo_config, roots["server"]))
-    with server_store, TestClient(create_app(server_store, ServerConfig())) as client:
-        for request in requests:
-            assert client.post("/v1/features", json=request).status_code == 200
+    yaml_file = repo_config.config_file
+    original = yaml_file.read_text()
+    yaml_file.write_text(original + f"serving_log: {{root: '{roots['server']}'}}\n")
+    try:
+        process = start(repo_config.repo_path, port := free_port())
+        try:
+            for request in requests:
+                answer = httpx.post(f"http://127.0.0.1:{port}/v1/features", json=request)
+                assert answer.status_code == 200
+        finally:
+            process.send_signal(signal.SIGTERM)  # a graceful stop commits the log
+            assert process.wait(60) in (0, -signal.SIGTERM)  # as tests/server/test_shutdown
+    finally:
+        yaml_file.write_text(original)
     with FeatureStore(config=with_log(repo_config, roots["sdk"])) as sdk_store:
         for request in requests:
             entities = request["entities"]
