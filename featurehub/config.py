@@ -335,12 +335,16 @@ def load_config(repo_path: str | os.PathLike[str], env: dict[str, str] | None = 
             overridden[(section, key)] = variable
     data["repo_path"] = repo
     try:
-        config = RepoConfig.model_validate(data)
+        with warnings.catch_warnings(record=True) as deprecated:  # said again, with the file
+            warnings.simplefilter("always", FutureWarning)
+            config = RepoConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             _where(err["loc"], overridden) + f": {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
+    for warning in deprecated:
+        warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=2)
     scheme_problem = _online_scheme_problem(config.online_store.url)
     if scheme_problem:
         where = _where(("online_store", "url"), overridden)
