@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -69,24 +70,71 @@ class EngineConfig(_Section):
     type: Literal["local", "spark"] = "local"
 
 
-class ServerConfig(_Section):
-    """The feature server (`featurehub serve`): limits, API keys and the serving log.
-
-    The registry refresh interval is `registry.refresh_seconds`; the online store timeout is
-    `online_store.timeout_seconds`.
-    """
+class ServingLogConfig(_Section):
+    """The serving log (`serving_log:`): every feature vector served, by the feature server
+    and, when asked, by the SDK's `get_online_features`, in one Parquet log (see
+    docs/serving-log.md). One section for both writers, so one log and one set of limits."""
 
     # Parquet serving logs, partitioned by feature service and date; repo-relative.
-    log_root: str = "data/serving_logs"
+    root: str = "data/serving_logs"
     # Share of served feature vectors logged, and per feature service overrides.
-    log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
-    log_sample_rates: dict[str, float] = Field(default_factory=dict)
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    sample_rates: dict[str, float] = Field(default_factory=dict)
     # Requests queued for the log writer; beyond, records are dropped (and counted).
-    log_queue_size: int = Field(default=10_000, gt=0)
-    # The writer commits a file per partition every `log_batch_rows` rows or
-    # `log_flush_seconds`, whichever comes first.
-    log_batch_rows: int = Field(default=50_000, gt=0)
-    log_flush_seconds: Seconds = 10.0
+    queue_size: int = Field(default=10_000, gt=0)
+    # The writer commits a file per partition every `batch_rows` rows or `flush_seconds`,
+    # whichever comes first.
+    batch_rows: int = Field(default=50_000, gt=0)
+    flush_seconds: Seconds = 10.0
+    # The SDK's `get_online_features` logs too (sampled as the server's requests are); a
+    # call's `log=True` or `log=False` overrides this.
+    sdk: bool = False
+
+    @field_validator("sample_rates")
+    @classmethod
+    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
+        return _checked_rates(value)
+
+    def sample_rate_of(self, feature_service: str | None) -> float:
+        if feature_service is None:
+            return self.sample_rate
+        return self.sample_rates.get(feature_service, self.sample_rate)
+
+
+def _checked_rates(rates: dict[str, float]) -> dict[str, float]:
+    for name, rate in rates.items():
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"sample rate of {name!r} is {rate}; use a number in [0, 1]")
+    return rates
+
+
+# The serving log's keys as they were written under `server:` before `serving_log:` existed
+# -> their name in `serving_log:`. Still read, with a FutureWarning.
+LEGACY_LOG_KEYS = {
+    "log_root": "root",
+    "log_sample_rate": "sample_rate",
+    "log_sample_rates": "sample_rates",
+    "log_queue_size": "queue_size",
+    "log_batch_rows": "batch_rows",
+    "log_flush_seconds": "flush_seconds",
+}
+
+
+class ServerConfig(_Section):
+    """The feature server (`featurehub serve`): limits and API keys.
+
+    The registry refresh interval is `registry.refresh_seconds`; the online store timeout is
+    `online_store.timeout_seconds`; the serving log's settings are `serving_log:`.
+    """
+
+    # Deprecated: the serving log's settings, now under `serving_log:` (LEGACY_LOG_KEYS).
+    # Kept, with their checks, so old files and `ServerConfig(log_root=...)` still work.
+    log_root: str | None = None
+    log_sample_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    log_sample_rates: dict[str, float] | None = None
+    log_queue_size: int | None = Field(default=None, gt=0)
+    log_batch_rows: int | None = Field(default=None, gt=0)
+    log_flush_seconds: Seconds | None = None
     # Accepted API keys (`Authorization: Bearer KEY` or `X-API-Key: KEY`). No keys listed: no
     # auth. Keys listed but all empty (an unset `${FEATUREHUB_API_KEY:-}`): the server refuses
     # to start (see `accepted_keys`) unless `auth: none` says that no auth is meant.
@@ -97,11 +145,38 @@ class ServerConfig(_Section):
 
     @field_validator("log_sample_rates")
     @classmethod
-    def _rates(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, rate in value.items():
-            if not 0.0 <= rate <= 1.0:
-                raise ValueError(f"sample rate of {name!r} is {rate}; use a number in [0, 1]")
-        return value
+    def _legacy_rates(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        return None if value is None else _checked_rates(value)
+
+    @model_validator(mode="after")
+    def _legacy_log_keys(self) -> ServerConfig:
+        given = self.legacy_log_settings()
+        if given:
+            moved = ", ".join(
+                f"server.{old} -> serving_log.{LEGACY_LOG_KEYS[old]}" for old in given
+            )
+            warnings.warn(
+                f"the serving log's settings moved to the `serving_log:` section (the server "
+                f"and the SDK share them); rename {moved}",
+                FutureWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def legacy_log_settings(self) -> dict[str, Any]:
+        """The deprecated `log_*` keys given, by their old name."""
+        return {
+            old: getattr(self, old) for old in LEGACY_LOG_KEYS if getattr(self, old) is not None
+        }
+
+    def log_settings(self, configured: ServingLogConfig) -> ServingLogConfig:
+        """`configured` with this section's deprecated `log_*` keys applied over it."""
+        legacy = self.legacy_log_settings()
+        if not legacy:
+            return configured
+        return configured.model_copy(
+            update={LEGACY_LOG_KEYS[old]: value for old, value in legacy.items()}
+        )
 
     @model_validator(mode="after")
     def _auth_off_means_no_keys(self) -> ServerConfig:
@@ -126,11 +201,6 @@ class ServerConfig(_Section):
             )
         return keys
 
-    def sample_rate(self, feature_service: str | None) -> float:
-        if feature_service is None:
-            return self.log_sample_rate
-        return self.log_sample_rates.get(feature_service, self.log_sample_rate)
-
 
 class RepoConfig(_Section):
     """The validated content of featurehub.yaml, paths resolved against `repo_path`."""
@@ -143,11 +213,26 @@ class RepoConfig(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    serving_log: ServingLogConfig = Field(default_factory=ServingLogConfig)
 
     @model_validator(mode="before")
     @classmethod
     def _shorthands(cls, data: Any) -> Any:
         return _expand_shorthands(data)
+
+    @model_validator(mode="after")
+    def _legacy_serving_log(self) -> RepoConfig:
+        """Old files set the log under `server:`; a key set in both places is an error."""
+        legacy = self.server.legacy_log_settings()
+        twice = [old for old in legacy if LEGACY_LOG_KEYS[old] in self.serving_log.model_fields_set]
+        if twice:
+            old = twice[0]
+            raise ValueError(
+                f"server.{old} and serving_log.{LEGACY_LOG_KEYS[old]} are both set; keep "
+                f"serving_log.{LEGACY_LOG_KEYS[old]} (server.{old} is its deprecated name)"
+            )
+        self.serving_log = self.server.log_settings(self.serving_log)
+        return self
 
     @field_validator("project")
     @classmethod
@@ -175,7 +260,7 @@ class RepoConfig(_Section):
 
     @property
     def serving_log_root(self) -> Path:
-        root = Path(self.server.log_root).expanduser()
+        root = Path(self.serving_log.root).expanduser()
         return root if root.is_absolute() else (self.repo_path / root)
 
 
@@ -250,12 +335,16 @@ def load_config(repo_path: str | os.PathLike[str], env: dict[str, str] | None = 
             overridden[(section, key)] = variable
     data["repo_path"] = repo
     try:
-        config = RepoConfig.model_validate(data)
+        with warnings.catch_warnings(record=True) as deprecated:  # said again, with the file
+            warnings.simplefilter("always", FutureWarning)
+            config = RepoConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             _where(err["loc"], overridden) + f": {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
+    for warning in deprecated:
+        warnings.warn(f"{path}: {warning.message}", warning.category, stacklevel=2)
     scheme_problem = _online_scheme_problem(config.online_store.url)
     if scheme_problem:
         where = _where(("online_store", "url"), overridden)

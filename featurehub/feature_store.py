@@ -7,6 +7,7 @@ It holds no logic of its own beyond wiring: definitions come from `repo.loader`,
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,6 +27,7 @@ from featurehub.engines.planning import backfill_tasks, incremental_tasks
 from featurehub.engines.rebuild import OfflineStoreEngine, rebuild_tasks
 from featurehub.engines.runner import ProgressCallback, run_tasks
 from featurehub.errors import FeaturehubError
+from featurehub.monitoring.sdk_log import SdkServingLog
 from featurehub.monitoring.status import ViewStatus, view_statuses
 from featurehub.offline.parquet import ParquetOfflineStore
 from featurehub.offline.retrieval import (
@@ -48,6 +50,16 @@ from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import drifted_views, validate_repo
 
 
+def _service_name(features: Sequence[str] | FeatureService | str) -> str | None:
+    """The feature service a look-up named, None for a list of feature references (logged
+    as ad-hoc, as the server logs them)."""
+    if isinstance(features, FeatureService):
+        return features.name
+    if isinstance(features, str) and ":" not in features:
+        return features
+    return None
+
+
 class FeatureStore:
     """A feature repo and the stores its configuration points to."""
 
@@ -59,6 +71,8 @@ class FeatureStore:
         self._state: RegistryState | None = None
         self._offline: ParquetOfflineStore | None = None
         self._online: OnlineStore | None = None
+        self._serving_log: SdkServingLog | None = None
+        self._serving_log_lock = threading.Lock()  # threads of an app share one log
         self._checked_at = 0.0
 
     @property
@@ -76,6 +90,10 @@ class FeatureStore:
         return self._registry
 
     def close(self) -> None:
+        """Release the stores; first commit what the serving log holds (nothing is lost)."""
+        if self._serving_log is not None:
+            self._serving_log.close()
+            self._serving_log = None
         if self._online is not None:
             self._online.close()
             self._online = None
@@ -275,6 +293,7 @@ class FeatureStore:
         entity_rows: EntityRows,
         *,
         full_feature_names: bool = False,
+        log: bool | None = None,
     ) -> OnlineResponse:
         """The latest values of `features` for each entity row, with a status per value
         (present, not_found, expired) and its event timestamp.
@@ -287,10 +306,28 @@ class FeatureStore:
         TTL is applied now, as `get_historical_features` applies it at an entity timestamp of
         now. Definitions come from a cache refreshed every `registry.refresh_seconds`, so no
         registry query runs per call.
+
+        `log=True` writes the answer to the serving log as the feature server does (same
+        records, `source = 'sdk'`), in the background; `log=None` does when featurehub.yaml
+        says `serving_log: {sdk: true}`, sampled by its rates. See docs/serving-log.md.
         """
         rows = entity_rows_of(entity_rows)
         projections = self._serving_catalog().resolve(features)
-        return lookup(self.online_store, projections, rows, full_feature_names=full_feature_names)
+        response = lookup(
+            self.online_store, projections, rows, full_feature_names=full_feature_names
+        )
+        if log or (log is None and self.config.serving_log.sdk):
+            self.serving_log.record(_service_name(features), response, sample=log is None)
+        return response
+
+    @property
+    def serving_log(self) -> SdkServingLog:
+        """The SDK's serving log, started at the first logged call (its root checked then:
+        a root that cannot be written raises ServingLogError) and flushed by `close`."""
+        with self._serving_log_lock:
+            if self._serving_log is None:
+                self._serving_log = SdkServingLog(self.config.serving_log, self.repo_path)
+            return self._serving_log
 
     def _serving_catalog(self) -> Catalog:
         now = time.monotonic()

@@ -12,11 +12,16 @@ Schema (stable; one row per served entity row):
 | feature_values | string (JSON object) | feature name -> value (bytes as base64) |
 | statuses | string (JSON object) | feature name -> present, not_found or expired |
 | event_timestamps | string (JSON object) | feature name -> ISO 8601 time or null |
+| source | string | who served it: "server" (the feature server) or "sdk" (`get_online_features`) |
 | feature_service, date | hive partition columns | from the path |
 
 JSON strings rather than map columns: feature values have mixed types, and one string column
 per kind keeps the schema identical across services and over time. DuckDB reads them with
 `feature_values->>'$.conv_rate'` or `json_extract`.
+
+`source` was added after the first logs were written: files without it were all written by
+the server. Read the log with `log_reader.read_serving_log`, which says so, rather than
+globbing the files by hand.
 
 `to_tables` runs in the log's writer process (`log_writer`), not in the server: it may hold
 its GIL as long as it likes.
@@ -36,6 +41,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+SERVER = "server"
+SDK = "sdk"
+"""The values of `source`: which writer served (and logged) a row."""
+
 AD_HOC = "ad-hoc"
 """Partition name of requests that listed features rather than naming a feature service."""
 
@@ -49,6 +58,7 @@ SCHEMA = pa.schema(
         pa.field("feature_values", pa.string(), nullable=False),
         pa.field("statuses", pa.string(), nullable=False),
         pa.field("event_timestamps", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
     ]
 )
 
@@ -69,6 +79,7 @@ class ServedAnswer(NamedTuple):
     feature_service: str | None
     rows: int  # entity rows answered
     body: bytes
+    source: str = SERVER
 
 
 def decode(answer: ServedAnswer) -> ServedRequest:
@@ -97,6 +108,7 @@ def decode(answer: ServedAnswer) -> ServedRequest:
         values,
         statuses,
         stamps,
+        answer.source,
     )
 
 
@@ -110,6 +122,7 @@ class ServedRequest(NamedTuple):
     values: dict[str, list[Any]]  # the same feature names, in the same order, in the next two
     statuses: dict[str, list[str]]
     event_timestamps: dict[str, list[Any]]  # aware datetimes, ISO 8601 strings, or None
+    source: str = SERVER
 
     @property
     def rows(self) -> int:
@@ -118,7 +131,8 @@ class ServedRequest(NamedTuple):
         return 0
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson fallback: bytes as base64, as the API serves them."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode()
     raise TypeError(f"cannot log a {type(value).__name__}")
@@ -126,7 +140,7 @@ def _json_default(value: Any) -> Any:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(
-        value, default=_json_default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+        value, default=json_default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
     ).decode()
 
 
@@ -166,7 +180,7 @@ class _Columns:
     def table(self) -> pa.Table:
         # Columns are gathered by C loops (map, itemgetter, chain) over the requests' dicts,
         # not by a Python loop per request and feature.
-        ids, times, _, keys, values, statuses, stamps = zip(*self.requests, strict=True)
+        ids, times, _, keys, values, statuses, stamps, sources = zip(*self.requests, strict=True)
         counts = np.array(self.counts, dtype=np.int64)
         owner = np.repeat(np.arange(len(counts)), counts)  # request index of each row
         starts = np.cumsum(counts) - counts
@@ -190,6 +204,7 @@ class _Columns:
             json_objects(features, value_texts, rows),
             json_objects(features, [status_texts[i] for i in self.status_sharing], rows),
             json_objects(features, [stamp_texts[i] for i in self.stamp_sharing], rows),
+            pa.array(sources, pa.string()).take(owner),
         ]
         return pa.Table.from_arrays(columns, schema=SCHEMA)
 

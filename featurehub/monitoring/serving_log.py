@@ -1,4 +1,5 @@
-"""The serving log: every feature vector the server served, as Parquet, for later checks.
+"""The serving log: every feature vector the server (or the SDK, `sdk_log`) served, as
+Parquet, for later checks. Both build it with `open_serving_log`, from `serving_log:`.
 
 The request path only appends the answer it sent (`ServedAnswer`: ids and the body's bytes)
 to a bounded queue (`ServingLog.log`). A thread of the server drains it every 50 ms and hands
@@ -34,11 +35,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from featurehub.config import ServingLogConfig
+from featurehub.errors import FeaturehubError
 from featurehub.monitoring.log_format import ServedAnswer
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,50 @@ _WRITER_MAIN = (
 
 RESTART_SECONDS = 1.0
 """Least time between two starts of the writer process, should it keep dying."""
+
+
+class ServingLogError(FeaturehubError):
+    """The serving log cannot be written or read where featurehub.yaml points."""
+
+
+def open_serving_log(
+    settings: ServingLogConfig,
+    repo_path: Path,
+    *,
+    on_dropped: Callable[[int], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
+) -> ServingLog:
+    """The serving log `settings` describe (not started), its root checked first: a root
+    that cannot be written fails here, in one line, rather than every record later in the
+    writer process, where nobody would see it."""
+    root = Path(settings.root).expanduser()
+    root = root if root.is_absolute() else Path(repo_path) / root
+    check_root(root)
+    return ServingLog(
+        root,
+        queue_size=settings.queue_size,
+        batch_rows=settings.batch_rows,
+        flush_seconds=settings.flush_seconds,
+        on_dropped=on_dropped,
+        on_written=on_written,
+    )
+
+
+def check_root(root: Path) -> None:
+    """Create `root` and its staging folder, and write and remove a file there; raise a
+    ServingLogError naming the problem and the setting to change if any step fails."""
+    staging = root / "_staging"
+    probe = staging / f"probe-{uuid.uuid4().hex}.tmp"
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ServingLogError(
+            f"cannot write the serving log under {root} ({reason}: {exc.filename}); set "
+            "serving_log.root in featurehub.yaml to a folder featurehub can create and write"
+        ) from None
 
 
 class _Writer:

@@ -23,7 +23,6 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,7 +38,7 @@ from featurehub.config import ServerConfig
 from featurehub.errors import FeaturehubError
 from featurehub.feature_store import FeatureStore
 from featurehub.monitoring.log_format import ServedAnswer
-from featurehub.monitoring.serving_log import ServingLog
+from featurehub.monitoring.serving_log import open_serving_log
 from featurehub.online.base import OnlineStoreError
 from featurehub.online.lookup import lookup
 from featurehub.server import response as response_body
@@ -82,18 +81,16 @@ class Server:
         self.refresher = Refresher(store, store.config.registry.refresh_seconds, self.metrics)
         timeout = store.config.online_store.timeout_seconds
         self.health = OnlineHealth(min(1.0, max(0.05, timeout)))
-        self.log = ServingLog(
-            _log_root(store, self.config.log_root),
-            queue_size=self.config.log_queue_size,
-            batch_rows=self.config.log_batch_rows,
-            flush_seconds=self.config.log_flush_seconds,
+        # `serving_log:`, which the SDK shares, with this section's deprecated log_* keys.
+        settings = self.config.log_settings(store.config.serving_log)
+        self.log = open_serving_log(
+            settings,
+            store.repo_path,
             on_dropped=self.metrics.log_dropped.inc,
             on_written=self.metrics.log_written.inc,
         )
-        self.sample_rates = {
-            name: self.config.sample_rate(name) for name in self.config.log_sample_rates
-        }
-        self.default_rate = self.config.log_sample_rate
+        self.sample_rates = {name: settings.sample_rate_of(name) for name in settings.sample_rates}
+        self.default_rate = settings.sample_rate
 
     def start(self) -> None:
         self.refresher.refresh()
@@ -207,11 +204,6 @@ class Server:
             "online_store": {"ok": online_ok, "error": online_error},
             "online_data": {"ok": not lost, "lost_views": lost},
         }
-
-
-def _log_root(store: FeatureStore, root: str) -> Path:
-    path = Path(root).expanduser()
-    return path if path.is_absolute() else store.repo_path / path
 
 
 class FastPath:

@@ -58,7 +58,8 @@ def test_keys_from_the_environment(tmp_path: Path) -> None:
     repo = write_repo(tmp_path, "  api_keys: ['${FEATUREHUB_API_KEY:-}']\n")
     config = load_config(repo, env={"FEATUREHUB_API_KEY": KEY})
     assert config.server.accepted_keys() == [KEY]
-    assert config.server.sample_rate("svc") == 0.5 and config.server.sample_rate(None) == 1.0
+    rates = config.serving_log  # the deprecated server.log_sample_rates, moved
+    assert rates.sample_rate_of("svc") == 0.5 and rates.sample_rate_of(None) == 1.0
     assert config.serving_log_root == tmp_path.resolve() / "data" / "serving_logs"
 
 

@@ -95,6 +95,7 @@ def test_server_logs_what_it_served(served_store: FeatureStore, log_root: Path) 
     }
     assert orjson.loads(mine[0]["event_timestamps"])["conv_rate"].endswith("Z")
     assert mine[0]["model_version"] is None
+    assert {r["source"] for r in rows} == {"server"}
     assert str(mine[0]["date"]) == time.strftime("%Y-%m-%d", time.gmtime())
     assert not list(log_root.rglob("*.tmp"))
 

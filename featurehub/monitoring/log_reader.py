@@ -1,0 +1,37 @@
+"""Reading the serving log back: one DuckDB relation over every committed file, whatever
+wrote it and whenever.
+
+Files written before the `source` column existed lack it; they were all written by the
+feature server, so their rows read as `source = 'server'`. Files are read by column name
+(`union_by_name`), so a column added later never shifts the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from featurehub.monitoring.log_format import SERVER
+from featurehub.monitoring.serving_log import ServingLogError
+
+
+def read_serving_log(
+    root: Path, con: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyRelation:
+    """Every row of the serving log under `root`, with the partition columns
+    (`feature_service`, `date`) and `source` on every row."""
+    root = Path(root)
+    if not any(root.glob("feature_service=*/date=*/*.parquet")):
+        raise ServingLogError(
+            f"no serving log under {root}: nothing was logged there yet (serve some requests, "
+            "or check serving_log.root in featurehub.yaml)"
+        )
+    pattern = str(root / "**" / "*.parquet").replace("'", "''")
+    con = con or duckdb.connect()
+    relation = con.sql(
+        f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+    )
+    if "source" in relation.columns:
+        return relation.select(f"* REPLACE (coalesce(source, '{SERVER}') AS source)")
+    return relation.select(f"*, '{SERVER}' AS source")
