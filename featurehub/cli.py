@@ -547,14 +547,17 @@ def serve(
 
     import uvicorn
 
+    from featurehub.monitoring.serving_log import check_root
+
     if not 1 <= port <= 65535:
         _fail(f"--port {port} is not a TCP port; use 1 to 65535 (default 6566)")
     if workers < 1:
         _fail(f"--workers {workers}: run at least 1 worker process")
     store = _store(ctx)  # fails early, with a message, on a bad repo
     store.close()
-    try:  # the app checks this too; here it fails before uvicorn starts, in one line
+    try:  # the app checks these too; here they fail before uvicorn starts, in one line
         store.config.server.accepted_keys(str(store.config.config_file))
+        check_root(store.config.serving_log_root)
     except FeaturehubError as exc:
         _fail(str(exc))
     os.environ["FEATUREHUB_REPO"] = str(Path(ctx.obj["repo"]).resolve())

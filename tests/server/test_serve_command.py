@@ -48,3 +48,11 @@ def test_serve_refuses_api_keys_that_are_all_empty(tmp_path: Path) -> None:
     assert result.exit_code == 1
     output = " ".join(result.output.split())
     assert "server.api_keys lists 1 key(s), all empty" in output and "auth: none" in output
+
+
+def test_serve_refuses_a_serving_log_root_it_cannot_write(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "featurehub.yaml").write_text("project: p\nserving_log:\n  root: a_file/logs\n")
+    result = CliRunner().invoke(app, ["--repo", str(tmp_path), "serve"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot write the serving log under" in " ".join(result.output.split())
