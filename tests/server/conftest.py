@@ -90,24 +90,28 @@ def served_config(tmp_path_factory: pytest.TempPathFactory) -> RepoConfig:
 
 
 @pytest.fixture
-def served_store(served_config: RepoConfig) -> Iterator[FeatureStore]:
-    with FeatureStore(config=served_config) as store:
-        yield store
-
-
-@pytest.fixture
 def log_root(tmp_path: Path) -> Path:
     return tmp_path / "serving_logs"
 
 
-def server_config(log_root: Path, **overrides: Any) -> ServerConfig:
-    values: dict[str, Any] = {"log_flush_seconds": 0.2, "log_root": str(log_root)}
-    values.update(overrides)
-    return ServerConfig(**values)
+def with_serving_log(config: RepoConfig, log_root: Path, **settings: Any) -> RepoConfig:
+    """`config` with its serving log under `log_root`, flushed every 0.2 s, and `settings`."""
+    values: dict[str, Any] = {"root": str(log_root), "flush_seconds": 0.2, **settings}
+    return config.model_copy(update={"serving_log": config.serving_log.model_copy(update=values)})
 
 
 @pytest.fixture
-def client(served_store: FeatureStore, log_root: Path) -> Iterator[TestClient]:
-    app = create_app(served_store, server_config(log_root))
+def served_store(served_config: RepoConfig, log_root: Path) -> Iterator[FeatureStore]:
+    with FeatureStore(config=with_serving_log(served_config, log_root)) as store:
+        yield store
+
+
+def server_config(**overrides: Any) -> ServerConfig:
+    return ServerConfig(**overrides)
+
+
+@pytest.fixture
+def client(served_store: FeatureStore) -> Iterator[TestClient]:
+    app = create_app(served_store, server_config())
     with TestClient(app) as test_client:
         yield test_client

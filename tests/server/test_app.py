@@ -158,7 +158,7 @@ def test_bad_input_is_4xx_naming_the_problem(
 
 
 def test_limits_answer_413(served_store: FeatureStore, log_root: Path) -> None:
-    app = create_app(served_store, server_config(log_root, max_body_bytes=200, max_entities=3))
+    app = create_app(served_store, server_config(max_body_bytes=200, max_entities=3))
     with TestClient(app) as client:
         many = {"feature_service": "driver_service", "entities": {"driver_id": [1, 2, 3, 4]}}
         answer = client.post("/v1/features", json=many)
@@ -184,7 +184,7 @@ def test_registry_not_readable_answers_503(
         raise RuntimeError("registry down")
 
     monkeypatch.setattr(served_store, "catalog", broken)
-    with TestClient(create_app(served_store, server_config(log_root))) as client:
+    with TestClient(create_app(served_store, server_config())) as client:
         answer = client.post(
             "/v1/features",
             json={"feature_service": "driver_service", "entities": {"driver_id": [1]}},

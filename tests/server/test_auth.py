@@ -22,7 +22,7 @@ def test_api_keys(
     served_store: FeatureStore, log_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    app = create_app(served_store, server_config(log_root, api_keys=["other", KEY, ""]))
+    app = create_app(served_store, server_config(api_keys=["other", KEY, ""]))
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 200
@@ -49,7 +49,7 @@ def test_no_keys_means_open(client: TestClient) -> None:
 
 def write_repo(root: Path, server_section: str) -> Path:
     (root / "featurehub.yaml").write_text(
-        "project: p\nserver:\n" + server_section + "  log_sample_rates: {svc: 0.5}\n"
+        "project: p\nserver:\n" + server_section + "serving_log:\n  sample_rates: {svc: 0.5}\n"
     )
     return root
 
@@ -58,7 +58,7 @@ def test_keys_from_the_environment(tmp_path: Path) -> None:
     repo = write_repo(tmp_path, "  api_keys: ['${FEATUREHUB_API_KEY:-}']\n")
     config = load_config(repo, env={"FEATUREHUB_API_KEY": KEY})
     assert config.server.accepted_keys() == [KEY]
-    rates = config.serving_log  # the deprecated server.log_sample_rates, moved
+    rates = config.serving_log
     assert rates.sample_rate_of("svc") == 0.5 and rates.sample_rate_of(None) == 1.0
     assert config.serving_log_root == tmp_path.resolve() / "data" / "serving_logs"
 
@@ -70,14 +70,14 @@ def test_only_empty_keys_refuse_to_start(served_store: FeatureStore, log_root: P
     with pytest.raises(ConfigError, match=r"server.api_keys lists 2 key\(s\), all empty"):
         server.accepted_keys()
     with pytest.raises(ConfigError, match="set the variable, or write `auth: none`"):
-        create_app(served_store, server.model_copy(update={"log_root": str(log_root)}))
+        create_app(served_store, server)
 
 
 def test_auth_none_serves_without_keys(served_store: FeatureStore, log_root: Path) -> None:
     repo = write_repo(log_root.parent, "  auth: none\n  api_keys: ['${FEATUREHUB_API_KEY:-}']\n")
     server = load_config(repo, env={}).server
     assert server.accepted_keys() == []
-    app = create_app(served_store, server.model_copy(update={"log_root": str(log_root)}))
+    app = create_app(served_store, server)
     with TestClient(app) as client:
         assert client.post("/v1/features", json=BODY).status_code == 200
     # auth: none with a real key is a contradiction, refused when the file is read

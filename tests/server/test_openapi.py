@@ -35,7 +35,7 @@ from tests.server.conftest import server_config
 
 @pytest.fixture
 def api_app(served_config: RepoConfig, tmp_path: Path) -> Iterator[FastAPI]:
-    app = create_app(FeatureStore(config=served_config), server_config(tmp_path / "logs"))
+    app = create_app(FeatureStore(config=served_config), server_config())
     server = app.state.server
     server.start()  # what the lifespan does; schemathesis' ASGI client does not run it
     yield app

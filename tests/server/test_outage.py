@@ -39,7 +39,7 @@ def store(private_redis: RedisServer, tmp_path: Path) -> Iterator[FeatureStore]:
 
 @pytest.fixture
 def client(store: FeatureStore, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(store, server_config(tmp_path / "logs"))) as test_client:
+    with TestClient(create_app(store, server_config())) as test_client:
         yield test_client
 
 

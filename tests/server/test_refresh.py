@@ -19,7 +19,7 @@ NEW_SERVICE = '\nextra = FeatureService(name="extra", features=[zones[["demand"]
 def test_no_registry_query_per_request(
     served_store: FeatureStore, log_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TestClient(create_app(served_store, server_config(log_root))) as client:
+    with TestClient(create_app(served_store, server_config())) as client:
         calls = []
         original = served_store.catalog
 
@@ -40,7 +40,7 @@ def test_no_registry_query_per_request(
 
 def test_refresh_picks_up_an_apply(tmp_path: Path) -> None:
     config = materialize(tmp_path / "repo")
-    app = create_app(FeatureStore(config=config), server_config(tmp_path / "logs"))
+    app = create_app(FeatureStore(config=config), server_config())
     with TestClient(app) as client:
         body = {"feature_service": "extra", "entities": {"zone": ["a"]}}
         assert client.post("/v1/features", json=body).status_code == 404

@@ -15,9 +15,10 @@ import orjson
 from fastapi.testclient import TestClient
 
 from featurehub import FeatureStore
+from featurehub.config import RepoConfig
 from featurehub.monitoring import SCHEMA, LogWriter, ServedAnswer, ServingLog
 from featurehub.server import create_app
-from tests.server.conftest import server_config
+from tests.server.conftest import server_config, with_serving_log
 
 
 def read_log(root: Path) -> list[dict[str, object]]:
@@ -65,9 +66,11 @@ def served(request_id: str, service: str | None = "svc", rows: int = 2) -> Serve
     )
 
 
-def test_server_logs_what_it_served(served_store: FeatureStore, log_root: Path) -> None:
-    app = create_app(served_store, server_config(log_root, log_sample_rates={"dispatch": 0.0}))
-    with TestClient(app) as client:
+def test_server_logs_what_it_served(served_config: RepoConfig, log_root: Path) -> None:
+    config = with_serving_log(served_config, log_root, sample_rates={"dispatch": 0.0})
+    served_store = FeatureStore(config=config)
+    app = create_app(served_store, server_config())
+    with served_store, TestClient(app) as client:
         for _ in range(3):
             answer = client.post(
                 "/v1/features",

@@ -23,7 +23,7 @@ from tests.server.test_refresh import NEW_SERVICE
 ROOT = Path(__file__).resolve().parents[2]
 YAML = """project: shutdown
 registry: {url: "sqlite:///data/registry.db", refresh_seconds: 3600}
-server: {log_flush_seconds: 3600, log_batch_rows: 1000000}
+serving_log: {flush_seconds: 3600, batch_rows: 1000000}
 """
 BODY = {"feature_service": "driver_service", "entities": {"driver_id": [1001, 1002]}}
 
