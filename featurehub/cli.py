@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from featurehub.engines.runner import MaterializationError, ProgressCallback
 from featurehub.errors import FeaturehubError, NotFoundError, did_you_mean
 from featurehub.feature_store import FeatureStore
 from featurehub.registry import Plan
+
+if TYPE_CHECKING:
+    from featurehub.skew.check import SkewReport
 
 app = typer.Typer(
     name="featurehub",
@@ -704,3 +707,90 @@ def datasets_describe(
             escape(shape),
         )
     console.print(table)
+
+
+SKEW_COULD_NOT_RUN = 2
+
+
+def _duration(value: str) -> timedelta:
+    """`24h`, `30m`, `7d`, `90s`: a window back from now."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = value[:-1], value[-1:].lower()
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in units or amount <= 0:
+        _fail(f"--since {value!r} is not a duration; write e.g. 90s, 30m, 24h or 7d")
+    return timedelta(seconds=amount * units[unit])
+
+
+@app.command()
+def skew(
+    ctx: typer.Context,
+    feature_service: str = typer.Argument(..., help="The feature service to check."),
+    against: str | None = typer.Option(
+        None, "--against", help="The saved training dataset to compare with (datasets list)."
+    ),
+    since: str | None = typer.Option(None, "--since", help="A window back from now: 24h, 7d."),
+    start: str | None = typer.Option(None, "--start", help="Window start (ISO 8601, UTC)."),
+    end: str | None = typer.Option(None, "--end", help="Window end (default: now)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+) -> None:
+    """Compare what a feature service served (its serving log) with its training set.
+
+    Exit 0 when every threshold holds (warnings pass), 1 when one is crossed, 2 when the
+    check could not run. docs/skew-checks.md has the statistics and thresholds.
+    """
+    store = _store(ctx)
+    if against is None:
+        err_console.print(
+            "error: name the training dataset to compare with: --against NAME "
+            "(`featurehub datasets list` shows them)",
+            highlight=False,
+            markup=False,
+        )
+        raise typer.Exit(SKEW_COULD_NOT_RUN)
+    try:
+        report = store.check_skew(
+            feature_service,
+            against=against,
+            start=_parse_time(start, "--start") if start else None,
+            end=_parse_time(end, "--end") if end else None,
+            since=_duration(since) if since else None,
+        )
+    except FeaturehubError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(SKEW_COULD_NOT_RUN) from None
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _render_skew(report)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+def _render_skew(report: SkewReport) -> None:
+    distribution = report.distribution
+    table = Table(
+        title=(
+            f"{report.feature_service}: served {report.start:%Y-%m-%d %H:%M} .. "
+            f"{report.end:%Y-%m-%d %H:%M} against {distribution.dataset} "
+            f"({distribution.served_rows:,} rows served)"
+        )
+    )
+    for column in ("feature", "status", "PSI / JS", "KS p", "nulls train -> served", "why"):
+        table.add_column(column, overflow="fold")
+    colors = {"fail": "red", "warn": "yellow", "insufficient_data": "cyan", "pass": "green"}
+    for row in distribution.ranked():
+        measure = row.psi if row.kind == "number" else row.js_distance
+        table.add_row(
+            row.feature,
+            f"[{colors[row.status]}]{row.status}[/]",
+            "" if measure is None else f"{measure:.3f}",
+            "" if row.ks_pvalue is None else f"{row.ks_pvalue:.3g}",
+            f"{row.null_rate_training:.1%} -> {row.null_rate_served:.1%}",
+            "; ".join(row.reasons),
+        )
+    console.print(table)
+    verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
+    console.print(f"skew check {verdict}")

@@ -120,6 +120,26 @@ LEGACY_LOG_KEYS = {
 }
 
 
+class MonitoringConfig(_Section):
+    """Skew check thresholds (`monitoring:`), the defaults of docs/skew-checks.md."""
+
+    psi_warn: float = Field(default=0.1, ge=0.0)
+    psi_fail: float = Field(default=0.25, ge=0.0)
+    js_warn: float = Field(default=0.1, ge=0.0, le=1.0)
+    js_fail: float = Field(default=0.2, ge=0.0, le=1.0)
+    null_rate_shift_fail: float = Field(default=0.1, ge=0.0, le=1.0)
+    # Fewer served values (not null) than this: "insufficient data", not a statistic.
+    min_rows: int = Field(default=1_000, gt=0)
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> MonitoringConfig:
+        for name in ("psi", "js"):
+            warn, fail = getattr(self, f"{name}_warn"), getattr(self, f"{name}_fail")
+            if warn > fail:
+                raise ValueError(f"{name}_warn {warn} is above {name}_fail {fail}")
+        return self
+
+
 class ServerConfig(_Section):
     """The feature server (`featurehub serve`): limits and API keys.
 
@@ -214,6 +234,7 @@ class RepoConfig(_Section):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     serving_log: ServingLogConfig = Field(default_factory=ServingLogConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -10,9 +10,10 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -48,6 +49,9 @@ from featurehub.registry.runs import Run
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import drifted_views, validate_repo
+
+if TYPE_CHECKING:  # the skew checks load scipy: only when a check runs
+    from featurehub.skew.check import SkewReport
 
 
 def _service_name(features: Sequence[str] | FeatureService | str) -> str | None:
@@ -417,3 +421,31 @@ class FeatureStore:
 
     def get_dataset(self, name: str) -> Dataset:
         return self.datasets.get(name)
+
+    # -- checks: serving log -> skew ---------------------------------------------------------
+
+    def check_skew(
+        self,
+        feature_service: str,
+        *,
+        against: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        since: timedelta | None = None,
+    ) -> SkewReport:
+        """What `feature_service` served in a window (its serving log) against the saved
+        training dataset `against`, with the thresholds of featurehub.yaml's `monitoring:`
+        (docs/skew-checks.md). The window: `since` back from now, or [start, end)."""
+        from featurehub.skew.check import check_skew, window
+
+        self.get_feature_service(feature_service)  # an unknown name fails here, with hints
+        dataset = self.datasets.get(against)
+        begin, finish = window(start, end, since)
+        return check_skew(
+            self.config.serving_log_root,
+            feature_service,
+            dataset,
+            begin,
+            finish,
+            self.config.monitoring,
+        )

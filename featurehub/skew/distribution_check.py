@@ -54,11 +54,14 @@ class DistributionResult:
             "features": [drift.to_dict() for drift in self.features],
         }
 
+    def ranked(self) -> list[FeatureDrift]:
+        """The features, failing ones first, then warnings, insufficient data, passes."""
+        order = {"fail": 0, "warn": 1, "insufficient_data": 2, "pass": 3}
+        return sorted(self.features, key=lambda drift: (order[drift.status], drift.feature))
+
     def to_pandas(self) -> pd.DataFrame:
         """One row per feature, failing ones first."""
-        order = {"fail": 0, "warn": 1, "insufficient_data": 2, "pass": 3}
-        rows = sorted(self.features, key=lambda drift: (order[drift.status], drift.feature))
-        return pd.DataFrame([drift.to_dict() for drift in rows])
+        return pd.DataFrame([drift.to_dict() for drift in self.ranked()])
 
 
 def check_distribution(

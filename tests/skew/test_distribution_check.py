@@ -3,6 +3,7 @@ save the training set, check; then shift the source and see the check fail."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
 from featurehub import FeatureStore
+from featurehub.cli import app
 from featurehub.skew.distribution import DriftThresholds
 from featurehub.skew.distribution_check import SkewCheckError, check_distribution
 from tests.repos import make_repo
@@ -101,3 +104,30 @@ def test_a_healthy_service_passes_and_a_shifted_source_fails(tmp_path: Path) -> 
         assert json_ready["passed"] is False and len(json_ready["features"]) == 3
         with pytest.raises(SkewCheckError, match="no logged rows of feature service 'dispatch'"):
             check_distribution(log_root, "dispatch", dataset, third, third + timedelta(1))
+
+    # The command: exit 0 passed, 1 failed, 2 could not run; thresholds from featurehub.yaml.
+    with (repo / "featurehub.yaml").open("a") as config:
+        config.write("monitoring:\n  min_rows: 200\n")
+    runner = CliRunner()
+    base = ["-r", str(repo), "skew", "dispatch", "--against", "dispatch_training"]
+    healthy = runner.invoke(app, [*base, "--start", first.isoformat(), "--end", second.isoformat()])
+    assert healthy.exit_code == 0, healthy.output
+    assert "skew check passed" in healthy.output
+    shifted = runner.invoke(
+        app, [*base, "--start", second.isoformat(), "--end", third.isoformat(), "--json"]
+    )
+    assert shifted.exit_code == 1, shifted.output
+    assert json.loads(shifted.output)["distribution"]["passed"] is False
+    for args, message in (
+        (["-r", str(repo), "skew", "dispatch", "--since", "1h"], "--against NAME"),
+        ([*base[:3], "nope", "--against", "dispatch_training", "--since", "1h"], "nope"),
+        ([*base[:4], "--against", "nope", "--since", "1h"], "nope"),
+        (
+            [*base, "--start", third.isoformat(), "--end", (third + timedelta(1)).isoformat()],
+            "no logged rows",
+        ),
+        ([*base], "give the window"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
