@@ -74,6 +74,7 @@ def brute_js(p: list[float], q: list[float]) -> float:
     return math.sqrt(max(0.5 * kl(p) + 0.5 * kl(q), 0.0))
 
 
+@pytest.mark.filterwarnings("ignore:ks_2samp. Exact calculation unsuccessful:RuntimeWarning")
 @settings(max_examples=200, deadline=None)
 @given(training=numbers, served=numbers)
 def test_numeric_statistics_match_their_definitions(training: list, served: list) -> None:
