@@ -251,11 +251,11 @@ def _compare(
         f"{_q(f'{feature.view}__{EVENT_TIMESTAMP}')} AS offline_event FROM {table} "
         f"WHERE {served_status(index)} IS NOT NULL"
     )
-    if kind in _FLOATS:  # a NaN was logged as null: JSON has no NaN
+    if kind in _FLOATS:  # JSON has no NaN nor infinity: the log holds null for them
         equal = (
             "CASE WHEN served IS NULL OR offline IS NULL THEN served IS NULL AND (offline IS "
-            "NULL OR isnan(offline)) ELSE served = offline OR abs(served - offline) <= "
-            f"{tolerance!r} * greatest(abs(served), abs(offline)) END"
+            "NULL OR NOT isfinite(offline)) ELSE served = offline OR (isfinite(offline) AND "
+            f"abs(served - offline) <= {tolerance!r} * greatest(abs(served), abs(offline))) END"
         )
     else:
         equal = "served IS NOT DISTINCT FROM offline"

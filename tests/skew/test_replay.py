@@ -4,22 +4,33 @@ skews caught under the right cause."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from featurehub import FeatureStore
+from featurehub import FeatureStore, types
 from featurehub.config import RepoConfig
 from featurehub.errors import FeaturehubError
+from featurehub.monitoring import SCHEMA
 from featurehub.offline.base import offline_schema
+from featurehub.offline.connection import duckdb_connection
+from featurehub.offline.pit import ViewQuery
 from featurehub.server import create_app
-from featurehub.skew.replay import ReplayError, replay
-from featurehub.skew.replay_result import STALE, TTL_OR_STATUS, VALUE_SKEW
+from featurehub.skew.replay import ReplayError, replay, replay_log
+from featurehub.skew.replay_result import STALE, TTL_OR_STATUS, UNEXPLAINED, VALUE_SKEW
+from featurehub.skew.served_rows import ServedFeature
+from tests.offline.oracle import OracleView, winner
 from tests.server.conftest import DEFS, NOW, materialize, server_config, tables
 
 DRIVERS = [1001, 1002, 1003, 1004]  # fresh, fresh, expired (3 days old, TTL 2 days), unknown
@@ -167,3 +178,312 @@ def test_no_logged_rows_says_what_to_do(tmp_path: Path) -> None:
             replay(store, "driver_service", *window(), sample=1e-12)
         with pytest.raises(FeaturehubError, match="sample"):
             replay(store, "driver_service", *window(), sample=0)
+
+
+# -- the computation against a brute-force comparison in plain Python -----------------------
+
+BASE = datetime(2026, 3, 1, 22, tzinfo=timezone.utc)  # the hours cross midnight: two partitions
+FEATURES = {"x": types.Float64, "n": types.Int64, "s": types.String, "b": types.Bool}
+VALUES: dict[str, list[Any]] = {
+    "x": [None, 0.0, 0.5, -1.25, 3.0, math.nan, math.inf, -math.inf],
+    "n": [None, 0, 1, 2, -7],
+    "s": [None, "", "a", "b"],
+    "b": [None, True, False],
+}
+TOLERANCE = 1e-9
+
+
+def hour(i: int) -> datetime:
+    return BASE + timedelta(hours=i)
+
+
+@st.composite
+def view_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
+    rows = []
+    for _ in range(draw(st.integers(0, 10))):
+        event = draw(st.integers(0, 5))
+        row = {
+            "k": draw(st.integers(1, 3)),
+            "event_timestamp": hour(event),
+            "created_timestamp": hour(event)
+            + timedelta(minutes=draw(st.sampled_from([0, 30, 90]))),
+        }
+        row.update({name: draw(st.sampled_from(VALUES[name])) for name in FEATURES})
+        rows.append(row)
+    return rows
+
+
+@st.composite
+def log_rows(draw: st.DrawFn, view: OracleView) -> list[dict[str, Any]]:
+    """Logged rows: some serve what the offline join picks (perhaps nudged within or beyond
+    the tolerance), the others anything at all."""
+    rows = []
+    for i in range(draw(st.integers(1, 14))):
+        served_at = hour(0) + timedelta(minutes=draw(st.integers(0, 7 * 60)))
+        key = draw(st.integers(1, 4))
+        truth = winner({"k": key, "t": served_at}, view, "t", True)
+        full = draw(st.booleans())  # the request asked for full feature names
+        values, statuses, events = {}, {}, {}
+        mode = draw(st.sampled_from(["truth", "nudge", "random"]))
+        for name in FEATURES:
+            logged = f"v__{name}" if full else name
+            if mode != "random":
+                value = None if truth is None else truth[name]
+                status = "not_found" if truth is None else "present"
+                event = None if truth is None else truth["event_timestamp"]
+                if mode == "nudge" and name == "x" and isinstance(value, float):
+                    value *= 1 + draw(st.sampled_from([1e-12, -1e-12, 1e-6]))
+            else:
+                value = draw(st.sampled_from(VALUES[name]))
+                status = draw(st.sampled_from(["present", "not_found", "expired"]))
+                event = draw(st.sampled_from([None, *(hour(e) for e in range(6))]))
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None  # JSON has no NaN nor infinity: the writer logs null
+            values[logged], statuses[logged], events[logged] = value, status, event
+        rows.append(
+            {
+                "request_id": f"r{i:03d}",
+                "row": 0,
+                "served_at": served_at,
+                "k": key,
+                "values": values,
+                "statuses": statuses,
+                "events": events,
+            }
+        )
+    return rows
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
+
+
+def write_log(root: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """The rows as the log's Parquet files (one per day), with an extra column a later
+    writer might add."""
+    files = []
+    for day in sorted({row["served_at"].date() for row in rows}):
+        part = [row for row in rows if row["served_at"].date() == day]
+        table = pa.table(
+            {
+                "request_id": [row["request_id"] for row in part],
+                "row": pa.array([row["row"] for row in part], pa.int32()),
+                "served_at": pa.array([row["served_at"] for row in part], SCHEMA.field(2).type),
+                "model_version": pa.nulls(len(part), pa.string()),
+                "entity_keys": [dumps({"k": row["k"]}) for row in part],
+                "feature_values": [dumps(row["values"]) for row in part],
+                "statuses": [dumps(row["statuses"]) for row in part],
+                "event_timestamps": [dumps(row["events"]) for row in part],
+                "source": ["sdk"] * len(part),
+            }
+        )
+        folder = root / "feature_service=svc" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / "part-0.parquet")
+        files.append(folder / "part-0.parquet")
+    return files
+
+
+def kept_by_sample(key: int, fraction: float | None) -> bool:
+    if fraction is None:
+        return True
+    digest = hashlib.md5("\x1f".join([str(key)]).encode()).hexdigest()
+    return int(digest[:15], 16) < int(fraction * 16**15)
+
+
+def values_equal(name: str, served: Any, offline: Any) -> bool:
+    if FEATURES[name] is not types.Float64:
+        return served == offline and type(served) is type(offline)
+    if served is None or offline is None:
+        return served is None and (offline is None or not math.isfinite(offline))
+    if served == offline:
+        return True
+    return math.isfinite(offline) and abs(served - offline) <= TOLERANCE * max(
+        abs(served), abs(offline)
+    )
+
+
+def nearest_rank(ordered: list[float], q: float) -> float:
+    return ordered[max(math.ceil(q * len(ordered)), 1) - 1]
+
+
+def brute_replay(
+    rows: list[dict[str, Any]], view: OracleView, start: datetime, end: datetime, sample: Any
+) -> dict[str, dict[str, Any]]:
+    """What the replay must find, feature by feature, written out plainly."""
+    kept = [r for r in rows if start <= r["served_at"] < end and kept_by_sample(r["k"], sample)]
+    kept.sort(key=lambda r: (r["served_at"], r["request_id"], r["row"]))
+    result = {}
+    for name in FEATURES:
+        figures: dict[str, Any] = {
+            "rows_compared": 0,
+            "value_mismatches": 0,
+            "served_missing": 0,
+            "offline_missing": 0,
+            "causes": {STALE: 0, VALUE_SKEW: 0, TTL_OR_STATUS: 0, UNEXPLAINED: 0},
+            "lags": [],
+            "differences": [],
+            "smapes": [],
+            "examples": [],
+        }
+        for row in kept:
+            logged = name if name in row["statuses"] else f"v__{name}"
+            status, served = row["statuses"][logged], row["values"][logged]
+            served_event = row["events"][logged]
+            best = winner({"k": row["k"], "t": row["served_at"]}, view, "t", True)
+            offline = None if best is None else best[name]
+            offline_event = None if best is None else best["event_timestamp"]
+            online_has, offline_has = status == "present", best is not None
+            figures["rows_compared"] += 1
+            if online_has and offline_has:
+                outcome = "match" if values_equal(name, served, offline) else "value_mismatches"
+                numbers = [served, offline]
+                if name in ("x", "n") and all(v is not None and math.isfinite(v) for v in numbers):
+                    a, b = float(served), float(offline)
+                    figures["differences"].append(abs(a - b))
+                    figures["smapes"].append(
+                        0.0 if a == b == 0 else 2 * abs(a - b) / (abs(a) + abs(b))
+                    )
+            elif online_has:
+                outcome = "offline_missing"
+            elif offline_has:
+                outcome = "served_missing"
+            else:
+                outcome = "match"
+            if outcome == "match":
+                continue
+            figures[outcome] += 1
+            both = served_event is not None and offline_event is not None
+            if both and served_event < offline_event:
+                cause = STALE
+                figures["lags"].append((offline_event - served_event).total_seconds())
+            elif both and served_event > offline_event:
+                cause = UNEXPLAINED
+            elif online_has != offline_has:
+                cause = TTL_OR_STATUS
+            else:
+                cause = VALUE_SKEW
+            figures["causes"][cause] += 1
+            figures["examples"].append((row["k"], row["served_at"], cause))
+        result[name] = figures
+    return result
+
+
+def run_replay(
+    root: Path,
+    rows: list[dict[str, Any]],
+    logged: list[dict[str, Any]],
+    ttl: timedelta | None,
+    start: datetime,
+    end: datetime,
+    sample: float | None = None,
+) -> Any:
+    """`replay_log` on the view `rows` and the `logged` rows, written as Parquet under `root`."""
+    files = write_log(root / "logs", logged)
+    data_file = root / "view.parquet"
+    schema = pa.schema(
+        [
+            ("k", pa.int64()),
+            ("event_timestamp", pa.timestamp("us", tz="UTC")),
+            ("created_timestamp", pa.timestamp("us", tz="UTC")),
+            *((name, value_type.arrow) for name, value_type in FEATURES.items()),
+        ]
+    )
+    pq.write_table(pa.Table.from_pylist(rows, schema), data_file)
+    relation = f"read_parquet('{data_file}')"
+    query = ViewQuery("v", ("k",), tuple(FEATURES), relation, ttl, tuple(FEATURES))
+    features = [ServedFeature("v", name, value_type) for name, value_type in FEATURES.items()]
+    con = duckdb_connection()
+    try:
+        return replay_log(
+            con,
+            files,
+            "svc",
+            [query],
+            {"k": types.Int64},
+            features,
+            start,
+            end,
+            sample=sample,
+            float_tolerance=TOLERANCE,
+            examples=100,
+        )
+    finally:
+        con.close()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), rows=view_rows())
+def test_replay_equals_a_brute_force_comparison(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, rows: list[dict[str, Any]]
+) -> None:
+    ttl = data.draw(st.sampled_from([None, timedelta(hours=2), timedelta(minutes=90)]))
+    view = OracleView("v", ("k",), tuple(FEATURES), rows, ttl, tuple(FEATURES))
+    logged = data.draw(log_rows(view))
+    start = hour(0) + timedelta(minutes=data.draw(st.sampled_from([0, 60, 150])))
+    end = start + timedelta(hours=data.draw(st.sampled_from([1, 3, 8])))
+    sample = data.draw(st.sampled_from([None, 0.3, 0.7, 1.0]))
+    expected = brute_replay(logged, view, start, end, sample)
+    root = tmp_path_factory.mktemp("replay")
+    if not any(figures["rows_compared"] for figures in expected.values()):
+        with pytest.raises(ReplayError, match="nothing to replay"):
+            run_replay(root, rows, logged, ttl, start, end, sample)
+        return
+    result = run_replay(root, rows, logged, ttl, start, end, sample)
+    for name, figures in expected.items():
+        found = result.feature(name)
+        assert found.rows_compared == figures["rows_compared"]
+        assert found.value_mismatches == figures["value_mismatches"]
+        assert found.served_missing == figures["served_missing"]
+        assert found.offline_missing == figures["offline_missing"]
+        assert found.causes == figures["causes"]
+        assert [(e.keys["k"], e.served_at, e.cause) for e in found.examples] == figures["examples"]
+        lags = sorted(figures["lags"])
+        if lags:
+            assert found.lag is not None
+            assert (found.lag.count, found.lag.min_seconds, found.lag.max_seconds) == (
+                len(lags),
+                lags[0],
+                lags[-1],
+            )
+            assert found.lag.median_seconds == nearest_rank(lags, 0.5)
+            assert found.lag.p95_seconds == nearest_rank(lags, 0.95)
+        else:
+            assert found.lag is None
+        for measure, terms in (("mean_absolute_difference", "differences"), ("smape", "smapes")):
+            value = getattr(found, measure)
+            if not figures[terms]:
+                assert value is None
+            else:
+                assert value == pytest.approx(sum(figures[terms]) / len(figures[terms]))
+        feature_passed = not any(
+            figures["causes"][c] for c in (VALUE_SKEW, TTL_OR_STATUS, UNEXPLAINED)
+        )
+        assert found.passed(1.0) == feature_passed
+    json.dumps(result.to_dict())  # JSON-ready
+
+
+def test_a_nan_offline_matches_the_null_it_was_logged_as(tmp_path: Path) -> None:
+    """JSON has no NaN: the log holds null for a served NaN, which the replay accepts for a
+    NaN offline; a number served against a NaN is a mismatch."""
+    row = {"k": 1, "event_timestamp": hour(0), "created_timestamp": hour(0)}
+    row.update({"x": math.nan, "n": 1, "s": "a", "b": True})
+    served = {"x": None, "n": 1, "s": "a", "b": True}
+    logged = [
+        {
+            "request_id": f"r{i}",
+            "row": 0,
+            "served_at": hour(1),
+            "k": 1,
+            "values": {**served, "x": x},
+            "statuses": dict.fromkeys(FEATURES, "present"),
+            "events": dict.fromkeys(FEATURES, hour(0)),
+        }
+        for i, x in enumerate([None, 0.0])
+    ]
+    result = run_replay(tmp_path, [row], logged, None, hour(0), hour(2))
+    x = result.feature("x")
+    assert (x.rows_compared, x.value_mismatches, x.causes[VALUE_SKEW]) == (2, 1, 1)
+    assert x.examples[0].served_value == 0.0 and math.isnan(x.examples[0].offline_value)
+    assert x.mean_absolute_difference is None  # no pair of finite numbers
+    assert result.feature("n").mismatches == 0
