@@ -53,6 +53,7 @@ from featurehub.skew.served_rows import (
     served_event,
     served_status,
     served_value,
+    view_numbers,
 )
 from featurehub.types import ValueType
 
@@ -191,8 +192,8 @@ def replay_log(
     con.register(name, joined)
     try:
         results = tuple(
-            _compare(con, name, i, feature, list(key_types), float_tolerance, examples)
-            for i, feature in enumerate(features)
+            _compare(con, name, i, view, feature, list(key_types), float_tolerance, examples)
+            for i, (view, feature) in enumerate(zip(view_numbers(features), features, strict=True))
         )
     finally:
         con.unregister(name)
@@ -231,12 +232,14 @@ def _compare(
     con: duckdb.DuckDBPyConnection,
     table: str,
     index: int,
+    view: int,
     feature: ServedFeature,
     keys: list[str],
     tolerance: float,
     examples: int,
 ) -> FeatureReplay:
-    """One feature's figures from the joined table (served columns and offline ones)."""
+    """One feature's figures from the joined table: the served columns of feature `index`
+    and of its view (number `view`), and the offline ones."""
     kind = feature.value_type.name
     offline = _q(f"{feature.view}__{feature.feature}")
     if kind == "Bytes":
@@ -246,10 +249,10 @@ def _compare(
     key_columns = ", ".join(_q(key) for key in keys)
     named = (
         f"SELECT {key_columns}, {SERVED_AT}, {REQUEST_ID}, {ROW}, "
-        f"{served_status(index)} AS status, {served_value(index)} AS served, "
-        f"{offline} AS offline, {served_event(index)} AS served_event, "
+        f"{served_status(view)} AS status, {served_value(index)} AS served, "
+        f"{offline} AS offline, {served_event(view)} AS served_event, "
         f"{_q(f'{feature.view}__{EVENT_TIMESTAMP}')} AS offline_event FROM {table} "
-        f"WHERE {served_status(index)} IS NOT NULL"
+        f"WHERE {served_status(view)} IS NOT NULL"
     )
     if kind in _FLOATS:  # JSON has no NaN nor infinity: the log holds null for them
         equal = (
@@ -283,18 +286,22 @@ def _compare(
         f"SELECT count(*), count(*) FILTER (outcome = 'value'), count(*) FILTER (outcome = "
         f"'served_missing'), count(*) FILTER (outcome = 'offline_missing'), {counts}, "
         f"avg(difference), avg(smape) FROM {rows}"
-    ).fetchone()
-    assert totals is not None
-    compared, values, served_missing, offline_missing, *by_cause, mad, mean_smape = totals
-    lags = con.execute(
-        f"SELECT epoch_us(offline_event) - epoch_us(served_event) FROM {rows} "
-        f"WHERE cause = '{STALE}'"
-    ).fetchnumpy()
-    shown = con.execute(
-        f"SELECT {key_columns}, {SERVED_AT}, cause, status, served, offline, served_event, "
-        f"offline_event FROM {rows} WHERE cause IS NOT NULL ORDER BY {SERVED_AT}, "
-        f"{REQUEST_ID}, {ROW} LIMIT {int(examples)}"
     ).fetchall()
+    compared, values, served_missing, offline_missing, *by_cause, mad, mean_smape = totals[0]
+    by_cause = [int(count) for count in by_cause]
+    lags = np.zeros(0, dtype=np.int64)
+    if by_cause[CAUSES.index(STALE)]:
+        lags = con.execute(
+            f"SELECT epoch_us(offline_event) - epoch_us(served_event) AS lag FROM {rows} "
+            f"WHERE cause = '{STALE}'"
+        ).fetchnumpy()["lag"]
+    shown = []
+    if any(by_cause) and examples > 0:
+        shown = con.execute(
+            f"SELECT {key_columns}, {SERVED_AT}, cause, status, served, offline, served_event, "
+            f"offline_event FROM {rows} WHERE cause IS NOT NULL ORDER BY {SERVED_AT}, "
+            f"{REQUEST_ID}, {ROW} LIMIT {int(examples)}"
+        ).fetchall()
     return FeatureReplay(
         view=feature.view,
         feature=feature.feature,
@@ -303,10 +310,10 @@ def _compare(
         value_mismatches=int(values),
         served_missing=int(served_missing),
         offline_missing=int(offline_missing),
-        causes=dict(zip(CAUSES, map(int, by_cause), strict=True)),
+        causes=dict(zip(CAUSES, by_cause, strict=True)),
         mean_absolute_difference=None if mad is None else float(mad),
         smape=None if mean_smape is None else float(mean_smape),
-        lag=lag_summary(next(iter(lags.values()))),
+        lag=lag_summary(lags),
         examples=tuple(_example(row, len(keys), keys) for row in shown),
     )
 

@@ -225,6 +225,9 @@ def log_rows(draw: st.DrawFn, view: OracleView) -> list[dict[str, Any]]:
         full = draw(st.booleans())  # the request asked for full feature names
         values, statuses, events = {}, {}, {}
         mode = draw(st.sampled_from(["truth", "nudge", "random"]))
+        # the features of a view share their status and event time, as the look-up gives them
+        any_status = draw(st.sampled_from(["present", "not_found", "expired"]))
+        any_event = draw(st.sampled_from([None, *(hour(e) for e in range(6))]))
         for name in FEATURES:
             logged = f"v__{name}" if full else name
             if mode != "random":
@@ -235,8 +238,7 @@ def log_rows(draw: st.DrawFn, view: OracleView) -> list[dict[str, Any]]:
                     value *= 1 + draw(st.sampled_from([1e-12, -1e-12, 1e-6]))
             else:
                 value = draw(st.sampled_from(VALUES[name]))
-                status = draw(st.sampled_from(["present", "not_found", "expired"]))
-                event = draw(st.sampled_from([None, *(hour(e) for e in range(6))]))
+                status, event = any_status, any_event
             if isinstance(value, float) and not math.isfinite(value):
                 value = None  # JSON has no NaN nor infinity: the writer logs null
             values[logged], statuses[logged], events[logged] = value, status, event
