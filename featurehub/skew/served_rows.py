@@ -110,7 +110,6 @@ def read_served_rows(
     views = view_numbers(features)
     firsts = [features[views.index(j)] for j in range(len(set(views)))]
     key_paths = [_path(key) for key in join_keys]
-    value_paths = [_path(name) for feature in features for name in feature.log_names]
     view_paths = [_path(name) for feature in firsts for name in feature.log_names]
     keys = [f"k[{i + 1}]" for i in range(len(join_keys))]
     columns = [
@@ -125,17 +124,25 @@ def read_served_rows(
             f"coalesce({short}, {full}) AS {served_status(j)}",
             f"({event})::TIMESTAMPTZ AS {served_event(j)}",
         ]
+    value_types: dict[str, str] = {}  # log name -> SQL type, for one typed parse per row
     for i, feature in enumerate(features):
+        for name in feature.log_names:
+            value_types.setdefault(name, _sql_type(feature.value_type))
         short = f"s[{2 * views[i] + 1}] IS NOT NULL"  # the name this row's log used
-        value = f"CASE WHEN {short} THEN v[{2 * i + 1}] ELSE v[{2 * i + 2}] END"
-        columns.append(f"{_cast(value, feature.value_type)} AS {served_value(i)}")
+        columns.append(
+            f"CASE WHEN {short} THEN v.{_quote(feature.log_names[0])} "
+            f"ELSE v.{_quote(feature.log_names[1])} END AS {served_value(i)}"
+        )
+    structure = (
+        "{" + ", ".join(f"{_json_name(n)}: {_json_name(t)}" for n, t in value_types.items()) + "}"
+    )
     file_list = ", ".join(_literal(str(path)) for path in files)
     window = f"served_at >= {_instant(start)} AND served_at < {_instant(end)}"
     sampled = f" AND {sample_condition(keys, sample)}" if sample is not None else ""
     sql = (
         f'SELECT {", ".join(columns)} FROM (SELECT served_at, request_id, "row", '
         f"json_extract_string(entity_keys, {_list(key_paths)}) AS k, "
-        f"json_extract_string(feature_values, {_list(value_paths)}) AS v, "
+        f"from_json(feature_values, {_literal(structure)}) AS v, "
         f"json_extract_string(statuses, {_list(view_paths)}) AS s, "
         f"json_extract_string(event_timestamps, {_list(view_paths)}) AS e "
         f"FROM read_parquet([{file_list}], union_by_name = true) WHERE {window}) "
@@ -144,20 +151,34 @@ def read_served_rows(
     return con.sql(sql).to_arrow_table()
 
 
+_SQL_TYPES = {
+    "Int32": "INTEGER",
+    "Int64": "BIGINT",
+    "Float32": "DOUBLE",
+    "Float64": "DOUBLE",
+    "Bool": "BOOLEAN",
+    "Timestamp": "TIMESTAMPTZ",
+    "String": "VARCHAR",
+    "Bytes": "VARCHAR",  # the log holds bytes as base64 text
+}
+
+
+def _sql_type(value_type: ValueType) -> str:
+    """The DuckDB type a logged value of `value_type` is read as (floats as DOUBLE: the
+    log's JSON holds the served value's shortest decimal, which a DOUBLE holds exactly)."""
+    return _SQL_TYPES[value_type.name]
+
+
 def _cast(text_sql: str, value_type: ValueType) -> str:
-    """A JSON value's text as the feature's type. Bytes stay base64 text (the log's form);
-    a float NaN was logged as null (JSON has none)."""
+    """JSON text (of a join key) as the key's type."""
     if value_type in (types.String, types.Bytes):
         return text_sql
-    sql_type = {
-        "Int32": "INTEGER",
-        "Int64": "BIGINT",
-        "Float32": "DOUBLE",
-        "Float64": "DOUBLE",
-        "Bool": "BOOLEAN",
-        "Timestamp": "TIMESTAMPTZ",
-    }[value_type.name]
-    return f"({text_sql})::{sql_type}"
+    return f"({text_sql})::{_sql_type(value_type)}"
+
+
+def _json_name(text: str) -> str:
+    """`text` as a JSON string (a key or a type name of from_json's structure)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _path(name: str) -> str:
