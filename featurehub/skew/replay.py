@@ -289,12 +289,14 @@ def _compare(
     ).fetchall()
     compared, values, served_missing, offline_missing, *by_cause, mad, mean_smape = totals[0]
     by_cause = [int(count) for count in by_cause]
-    lags = np.zeros(0, dtype=np.int64)
+    lags: np.ndarray = np.zeros(0, dtype=np.int64)
     if by_cause[CAUSES.index(STALE)]:
-        lags = con.execute(
-            f"SELECT epoch_us(offline_event) - epoch_us(served_event) AS lag FROM {rows} "
-            f"WHERE cause = '{STALE}'"
-        ).fetchnumpy()["lag"]
+        lags = np.asarray(
+            con.execute(
+                f"SELECT epoch_us(offline_event) - epoch_us(served_event) AS lag FROM {rows} "
+                f"WHERE cause = '{STALE}'"
+            ).fetchnumpy()["lag"]
+        )
     shown = []
     if any(by_cause) and examples > 0:
         shown = con.execute(

@@ -339,8 +339,13 @@ def brute_replay(
             figures["rows_compared"] += 1
             if online_has and offline_has:
                 outcome = "match" if values_equal(name, served, offline) else "value_mismatches"
-                numbers = [served, offline]
-                if name in ("x", "n") and all(v is not None and math.isfinite(v) for v in numbers):
+                if (
+                    name in ("x", "n")
+                    and served is not None
+                    and offline is not None
+                    and math.isfinite(served)
+                    and math.isfinite(offline)
+                ):
                     a, b = float(served), float(offline)
                     figures["differences"].append(abs(a - b))
                     figures["smapes"].append(
