@@ -79,6 +79,33 @@ def test_a_healthy_system_replays_without_mismatch(tmp_path: Path) -> None:
     assert result.to_dict()["passed"] is True
 
 
+def test_two_views_string_keys_and_full_feature_names(tmp_path: Path) -> None:
+    """dispatch: driver_stats (integer key) and zone_stats (string key, 1 hour TTL), asked
+    for with and without full feature names."""
+    config = materialize(tmp_path / "repo")
+    with FeatureStore(config=config) as store:
+        app = create_app(store, server_config(store.config.serving_log_root))
+        with TestClient(app) as client:
+            for full in (False, True):
+                body = {
+                    "feature_service": "dispatch",
+                    "entities": {"driver_id": [1001, 1003, 1004], "zone": ["a", "b", "c"]},
+                    "full_feature_names": full,
+                }
+                assert client.post("/v1/features", json=body).status_code == 200
+    with FeatureStore(config=config) as store:
+        result = replay(store, "dispatch", *window())
+    assert result.rows == 6
+    assert [f.name for f in result.features] == [
+        "driver_stats:conv_rate",
+        "zone_stats:demand",
+        "zone_stats:label",
+    ]
+    assert all(f.rows_compared == 6 and f.mismatches == 0 for f in result.features)
+    assert result.passed
+    assert result.feature("label").mean_absolute_difference is None  # not a number
+
+
 def test_materialization_stopped_is_stale(tmp_path: Path) -> None:
     config = materialize(tmp_path / "repo")
     serve(config)
