@@ -220,7 +220,7 @@ def _no_rows(service: str, start: datetime, end: datetime, why: str) -> str:
     return (
         f"nothing to replay for feature service {service!r} in [{start.isoformat()}, "
         f"{end.isoformat()}): {why}; widen the window (or the sample), or check that the "
-        "server logs this service (server.log_root in featurehub.yaml)"
+        "serving log's root in featurehub.yaml is where this service is logged"
     )
 
 

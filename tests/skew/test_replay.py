@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featurehub import FeatureStore, types
-from featurehub.config import RepoConfig
+from featurehub.config import RepoConfig, ServerConfig
 from featurehub.errors import FeaturehubError
 from featurehub.monitoring import SCHEMA
 from featurehub.offline.base import offline_schema
@@ -31,7 +31,7 @@ from featurehub.skew.replay import ReplayError, replay, replay_log
 from featurehub.skew.replay_result import STALE, TTL_OR_STATUS, UNEXPLAINED, VALUE_SKEW
 from featurehub.skew.served_rows import ServedFeature
 from tests.offline.oracle import OracleView, winner
-from tests.server.conftest import DEFS, NOW, materialize, server_config, tables
+from tests.server.conftest import DEFS, NOW, materialize, tables
 
 DRIVERS = [1001, 1002, 1003, 1004]  # fresh, fresh, expired (3 days old, TTL 2 days), unknown
 
@@ -39,7 +39,7 @@ DRIVERS = [1001, 1002, 1003, 1004]  # fresh, fresh, expired (3 days old, TTL 2 d
 def serve(config: RepoConfig, requests: int = 3, drivers: list[int] = DRIVERS) -> None:
     """Serve `requests` requests of driver_service over HTTP; the log is flushed on exit."""
     with FeatureStore(config=config) as store:
-        app = create_app(store, server_config(store.config.serving_log_root))
+        app = create_app(store, ServerConfig())  # the log goes to config.serving_log_root
         with TestClient(app) as client:
             for _ in range(requests):
                 answer = client.post(
@@ -84,7 +84,7 @@ def test_two_views_string_keys_and_full_feature_names(tmp_path: Path) -> None:
     for with and without full feature names."""
     config = materialize(tmp_path / "repo")
     with FeatureStore(config=config) as store:
-        app = create_app(store, server_config(store.config.serving_log_root))
+        app = create_app(store, ServerConfig())  # the log goes to config.serving_log_root
         with TestClient(app) as client:
             for full in (False, True):
                 body = {
