@@ -730,27 +730,25 @@ def skew(
     ctx: typer.Context,
     feature_service: str = typer.Argument(..., help="The feature service to check."),
     against: str | None = typer.Option(
-        None, "--against", help="The saved training dataset to compare with (datasets list)."
+        None,
+        "--against",
+        help="A saved training dataset to compare distributions with (datasets list).",
     ),
     since: str | None = typer.Option(None, "--since", help="A window back from now: 24h, 7d."),
     start: str | None = typer.Option(None, "--start", help="Window start (ISO 8601, UTC)."),
     end: str | None = typer.Option(None, "--end", help="Window end (default: now)."),
+    sample: float | None = typer.Option(
+        None, "--sample", help="Replay this share of entity keys (0 < FRACTION <= 1)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
 ) -> None:
-    """Compare what a feature service served (its serving log) with its training set.
+    """Check what a feature service served (its serving log): each logged row replayed
+    through the offline join, and, with --against, its distributions against a training set.
 
     Exit 0 when every threshold holds (warnings pass), 1 when one is crossed, 2 when the
-    check could not run. docs/skew-checks.md has the statistics and thresholds.
+    check could not run. docs/skew-checks.md has the figures and thresholds.
     """
     store = _store(ctx)
-    if against is None:
-        err_console.print(
-            "error: name the training dataset to compare with: --against NAME "
-            "(`featurehub datasets list` shows them)",
-            highlight=False,
-            markup=False,
-        )
-        raise typer.Exit(SKEW_COULD_NOT_RUN)
     try:
         report = store.check_skew(
             feature_service,
@@ -758,23 +756,61 @@ def skew(
             start=_parse_time(start, "--start") if start else None,
             end=_parse_time(end, "--end") if end else None,
             since=_duration(since) if since else None,
+            sample=sample,
         )
     except FeaturehubError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(SKEW_COULD_NOT_RUN) from None
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
-        _render_skew(report)
+        _render_replay(report)
+        if report.distribution is not None:
+            _render_distribution(report)
+        else:
+            console.print("distributions not compared: name a training set with --against NAME")
+        verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
+        console.print(f"skew check {verdict}")
     raise typer.Exit(0 if report.passed else 1)
 
 
-def _render_skew(report: SkewReport) -> None:
-    distribution = report.distribution
+def _render_replay(report: SkewReport) -> None:
+    replayed = report.replay
+    sampled = f", a {replayed.sample:.0%} sample of keys" if replayed.sample else ""
     table = Table(
         title=(
-            f"{report.feature_service}: served {report.start:%Y-%m-%d %H:%M} .. "
-            f"{report.end:%Y-%m-%d %H:%M} against {distribution.dataset} "
+            f"{report.feature_service}: {replayed.rows:,} rows served "
+            f"{report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M}{sampled}, "
+            "replayed through the offline join"
+        )
+    )
+    for column in ("feature", "status", "compared", "mismatches", "by cause", "stale lag p95"):
+        table.add_column(column, overflow="fold")
+    features = sorted(
+        replayed.features,
+        key=lambda f: (f.passed(replayed.max_stale_rate), -f.mismatches, f.name),
+    )
+    for feature in features:
+        ok = feature.passed(replayed.max_stale_rate)
+        causes = ", ".join(f"{cause} {count:,}" for cause, count in feature.causes.items() if count)
+        lag = feature.lag
+        table.add_row(
+            feature.name,
+            "[green]pass[/]" if ok else "[red]fail[/]",
+            f"{feature.rows_compared:,}",
+            f"{feature.mismatches:,} ({feature.rate(feature.mismatches):.2%})",
+            causes,
+            "" if lag is None else f"{lag.p95_seconds:,.0f} s",
+        )
+    console.print(table)
+
+
+def _render_distribution(report: SkewReport) -> None:
+    distribution = report.distribution
+    assert distribution is not None
+    table = Table(
+        title=(
+            f"served values against {distribution.dataset} "
             f"({distribution.served_rows:,} rows served)"
         )
     )
@@ -792,5 +828,3 @@ def _render_skew(report: SkewReport) -> None:
             "; ".join(row.reasons),
         )
     console.print(table)
-    verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
-    console.print(f"skew check {verdict}")

@@ -428,24 +428,22 @@ class FeatureStore:
         self,
         feature_service: str,
         *,
-        against: str,
+        against: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
         since: timedelta | None = None,
+        sample: float | None = None,
     ) -> SkewReport:
-        """What `feature_service` served in a window (its serving log) against the saved
-        training dataset `against`, with the thresholds of featurehub.yaml's `monitoring:`
-        (docs/skew-checks.md). The window: `since` back from now, or [start, end)."""
+        """What `feature_service` served in a window (its serving log): replayed through the
+        offline join row by row and, with a saved training dataset `against`, compared in
+        distribution; thresholds from featurehub.yaml's `monitoring:` (docs/skew-checks.md).
+        The window: `since` back from now, or [start, end). `sample` keeps that share of
+        entity keys (chosen by a hash of the key: the same ones every time)."""
         from featurehub.skew.check import check_skew, window
 
         self.get_feature_service(feature_service)  # an unknown name fails here, with hints
-        dataset = self.datasets.get(against)
+        dataset = self.datasets.get(against) if against is not None else None
         begin, finish = window(start, end, since)
         return check_skew(
-            self.config.serving_log_root,
-            feature_service,
-            dataset,
-            begin,
-            finish,
-            self.config.monitoring,
+            self, feature_service, dataset, begin, finish, self.config.monitoring, sample
         )

@@ -1,12 +1,13 @@
-"""`store.check_skew(...)` and `featurehub skew`: the checks of one feature service over one
-window, in one report. Today the distribution check against a saved dataset; the replay of
-logged rows through the offline join joins it (issue 10)."""
+"""`store.check_skew(...)` and `featurehub skew`: the two checks of one feature service over
+one window, in one report: the replay of its logged rows through the offline join (row level,
+`featurehub.skew.replay`) and, given a saved training dataset, the distribution check
+(`featurehub.skew.distribution_check`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,7 +19,11 @@ from featurehub.skew.distribution_check import (
     SkewCheckError,
     check_distribution,
 )
+from featurehub.skew.replay_result import ReplayResult
 from featurehub.types import as_utc
+
+if TYPE_CHECKING:
+    from featurehub.feature_store import FeatureStore
 
 
 @dataclass(frozen=True)
@@ -26,23 +31,33 @@ class SkewReport:
     feature_service: str
     start: datetime
     end: datetime
-    distribution: DistributionResult
+    replay: ReplayResult
+    distribution: DistributionResult | None  # None without a training dataset to compare
 
     @property
     def passed(self) -> bool:
-        return self.distribution.passed
+        return self.replay.passed and (self.distribution is None or self.distribution.passed)
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole result (docs/skew-checks.md): what `featurehub skew --json` prints."""
         return {
             "feature_service": self.feature_service,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "passed": self.passed,
-            "distribution": self.distribution.to_dict(),
+            "replay": self.replay.to_dict(),
+            "distribution": None if self.distribution is None else self.distribution.to_dict(),
         }
 
     def to_pandas(self) -> pd.DataFrame:
-        return self.distribution.to_pandas()
+        """One row per feature: the replay's figures and, when it ran, the distribution's."""
+        replayed = self.replay.to_pandas()
+        if self.distribution is None:
+            return replayed
+        drift = self.distribution.to_pandas().add_prefix("distribution_")
+        return replayed.merge(
+            drift, how="outer", left_on="feature", right_on="distribution_feature"
+        )
 
 
 def thresholds_of(config: MonitoringConfig) -> DriftThresholds:
@@ -74,14 +89,35 @@ def window(
 
 
 def check_skew(
-    log_root: Any,
+    store: FeatureStore,
     feature_service: str,
-    dataset: Dataset,
+    dataset: Dataset | None,
     start: datetime,
     end: datetime,
     monitoring: MonitoringConfig,
+    sample: float | None = None,
 ) -> SkewReport:
-    distribution = check_distribution(
-        log_root, feature_service, dataset, start, end, thresholds_of(monitoring)
+    from featurehub.skew.replay import replay
+
+    replayed = replay(
+        store,
+        feature_service,
+        start,
+        end,
+        sample=sample,
+        float_tolerance=monitoring.float_tolerance,
+        max_stale_rate=monitoring.max_stale_rate,
     )
-    return SkewReport(feature_service, start, end, distribution)
+    distribution = (
+        None
+        if dataset is None
+        else check_distribution(
+            store.config.serving_log_root,
+            feature_service,
+            dataset,
+            start,
+            end,
+            thresholds_of(monitoring),
+        )
+    )
+    return SkewReport(feature_service, start, end, replayed, distribution)

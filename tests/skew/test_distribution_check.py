@@ -64,6 +64,8 @@ def test_a_healthy_service_passes_and_a_shifted_source_fails(tmp_path: Path) -> 
         files={"defs.py": DEFS},
         data={"drivers": source(now - timedelta(hours=2), 0.0, seed=1)},
     )
+    with (repo / "featurehub.yaml").open("a") as config:
+        config.write("monitoring:\n  min_rows: 200\n")
     with FeatureStore(repo) as store:
         store.apply()
         store.materialize_incremental()
@@ -81,7 +83,12 @@ def test_a_healthy_service_passes_and_a_shifted_source_fails(tmp_path: Path) -> 
         assert by_name["conv_rate"].psi == pytest.approx(0.0, abs=1e-9)  # the same values
         assert by_name["city"].js_distance == pytest.approx(0.0, abs=1e-9)
         assert by_name["active"].js_distance == pytest.approx(0.0, abs=1e-9)
-
+    runner = CliRunner()
+    base = ["-r", str(repo), "skew", "dispatch", "--against", "dispatch_training"]
+    healthy = runner.invoke(app, [*base, "--start", first.isoformat(), "--end", second.isoformat()])
+    assert healthy.exit_code == 0, healthy.output
+    assert "skew check passed" in healthy.output
+    with FeatureStore(repo) as store:
         # Upstream changes after training: conversion up, cities renamed.
         shifted = source(now - timedelta(hours=1), 0.3, seed=2)
         table = pa.concat_tables([pq.read_table(repo / "data" / "drivers.parquet"), shifted])
@@ -105,26 +112,25 @@ def test_a_healthy_service_passes_and_a_shifted_source_fails(tmp_path: Path) -> 
         with pytest.raises(SkewCheckError, match="no logged rows of feature service 'dispatch'"):
             check_distribution(log_root, "dispatch", dataset, third, third + timedelta(1))
 
-    # The command: exit 0 passed, 1 failed, 2 could not run; thresholds from featurehub.yaml.
-    with (repo / "featurehub.yaml").open("a") as config:
-        config.write("monitoring:\n  min_rows: 200\n")
-    runner = CliRunner()
-    base = ["-r", str(repo), "skew", "dispatch", "--against", "dispatch_training"]
-    healthy = runner.invoke(app, [*base, "--start", first.isoformat(), "--end", second.isoformat()])
-    assert healthy.exit_code == 0, healthy.output
-    assert "skew check passed" in healthy.output
+    # The command: exit 1 failed, 2 could not run (exit 0 above); thresholds from featurehub.yaml.
     shifted = runner.invoke(
         app, [*base, "--start", second.isoformat(), "--end", third.isoformat(), "--json"]
     )
     assert shifted.exit_code == 1, shifted.output
-    assert json.loads(shifted.output)["distribution"]["passed"] is False
+    report = json.loads(shifted.output)
+    assert report["distribution"]["passed"] is False
+    assert report["replay"]["passed"] is True  # served what the offline join gives: no skew
+    replay_only = runner.invoke(
+        app, [*base[:4], "--start", second.isoformat(), "--end", third.isoformat()]
+    )
+    assert replay_only.exit_code == 0, replay_only.output
+    assert "distributions not compared: name a training set with --against" in replay_only.output
     for args, message in (
-        (["-r", str(repo), "skew", "dispatch", "--since", "1h"], "--against NAME"),
         ([*base[:3], "nope", "--against", "dispatch_training", "--since", "1h"], "nope"),
         ([*base[:4], "--against", "nope", "--since", "1h"], "nope"),
         (
             [*base, "--start", third.isoformat(), "--end", (third + timedelta(1)).isoformat()],
-            "no logged rows",
+            "nothing to replay",
         ),
         ([*base], "give the window"),
     ):

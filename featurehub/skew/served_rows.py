@@ -1,0 +1,209 @@
+"""The serving log's rows of one feature service in a time window, as typed Arrow columns.
+
+The log keeps entity keys, values, statuses and event timestamps as JSON text
+(`featurehub.monitoring.log_format`). DuckDB parses each JSON column once per row
+(`json_extract_string` with a list of paths returns every feature in one parse) and casts
+each value to its feature's type, so no Python runs per row. Columns are read by name and
+any other column of the files (a later `source`, say) is ignored.
+
+Only the files of the `date=` partitions the window touches are read: the writer files a
+row under the UTC day of its served_at, so a day outside [start, end) holds no row of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from featurehub import types
+from featurehub.types import ValueType
+
+SERVED_AT = "__replay_served_at"
+REQUEST_ID = "__replay_request_id"
+ROW = "__replay_row"
+SAMPLE_DIGITS = 15
+"""Hex digits of the md5 of a key that decide whether a sample keeps it (60 bits)."""
+
+
+@dataclass(frozen=True)
+class ServedFeature:
+    """One feature of the service as the log names it: `feature`, or `view__feature` when
+    the request asked for full feature names (both are looked up)."""
+
+    view: str
+    feature: str
+    value_type: ValueType
+
+    @property
+    def log_names(self) -> tuple[str, str]:
+        return self.feature, f"{self.view}__{self.feature}"
+
+
+def served_value(index: int) -> str:
+    return f"__replay_value_{index}"
+
+
+def served_status(index: int) -> str:
+    return f"__replay_status_{index}"
+
+
+def served_event(index: int) -> str:
+    return f"__replay_event_{index}"
+
+
+def log_files(root: Path, service: str, start: datetime, end: datetime) -> list[Path]:
+    """The Parquet files of `service` under the log `root` whose date partition can hold a
+    row served in [start, end) (UTC days)."""
+    folder = root / f"feature_service={service}"
+    if not folder.is_dir():
+        return []
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    files: list[Path] = []
+    for partition in sorted(folder.glob("date=*")):
+        try:
+            day = date.fromisoformat(partition.name.removeprefix("date="))
+        except ValueError:
+            continue
+        if first <= day <= last:
+            files.extend(sorted(partition.glob("*.parquet")))
+    return files
+
+
+def sample_condition(key_sql: Sequence[str], fraction: float) -> str:
+    """SQL that keeps a key when the md5 of its values as text (in join-key order, joined by
+    the unit separator \\x1f) read as a fraction of 16**15 from its first 15 hex digits is
+    below `fraction`. Whole keys are kept or dropped, the same ones in every run and process."""
+    text = f"concat_ws(chr(31), {', '.join(key_sql)})"
+    bound = int(fraction * 16**SAMPLE_DIGITS)
+    return f"('0x' || substr(md5({text}), 1, {SAMPLE_DIGITS}))::BIGINT < {bound}"
+
+
+def view_numbers(features: Sequence[ServedFeature]) -> list[int]:
+    """The number of each feature's view, in order of first appearance: the index of the
+    view's status and event timestamp columns."""
+    numbers: dict[str, int] = {}
+    return [numbers.setdefault(feature.view, len(numbers)) for feature in features]
+
+
+def read_served_rows(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path],
+    join_keys: dict[str, ValueType],
+    features: Sequence[ServedFeature],
+    start: datetime,
+    end: datetime,
+    sample: float | None = None,
+) -> pa.Table:
+    """One row per logged entity row served in [start, end): the join keys (typed), SERVED_AT,
+    REQUEST_ID, ROW, per feature i its served value (`served_value(i)`, typed) and per view j
+    its status and event timestamp (`served_status(j)`, `served_event(j)`, j from
+    `view_numbers`). A view the row did not serve has a null status. Rows come in no order.
+
+    Features of one view share their status and event timestamp (the look-up gives them the
+    same ones), so those are read from the view's first feature only: a third of the JSON
+    work of reading them per feature."""
+    views = view_numbers(features)
+    firsts = [features[views.index(j)] for j in range(len(set(views)))]
+    key_paths = [_path(key) for key in join_keys]
+    view_paths = [_path(name) for feature in firsts for name in feature.log_names]
+    keys = [f"k[{i + 1}]" for i in range(len(join_keys))]
+    columns = [
+        f"{_cast(keys[i], value_type)} AS {_quote(key)}"
+        for i, (key, value_type) in enumerate(join_keys.items())
+    ]
+    columns += [f"served_at AS {SERVED_AT}", f"request_id AS {REQUEST_ID}", f'"row" AS {ROW}']
+    for j in range(len(firsts)):
+        short, full = f"s[{2 * j + 1}]", f"s[{2 * j + 2}]"
+        event = f"CASE WHEN {short} IS NOT NULL THEN e[{2 * j + 1}] ELSE e[{2 * j + 2}] END"
+        columns += [
+            f"coalesce({short}, {full}) AS {served_status(j)}",
+            f"({event})::TIMESTAMPTZ AS {served_event(j)}",
+        ]
+    value_types: dict[str, str] = {}  # log name -> SQL type, for one typed parse per row
+    for i, feature in enumerate(features):
+        for name in feature.log_names:
+            value_types.setdefault(name, _sql_type(feature.value_type))
+        short = f"s[{2 * views[i] + 1}] IS NOT NULL"  # the name this row's log used
+        columns.append(
+            f"CASE WHEN {short} THEN v.{_quote(feature.log_names[0])} "
+            f"ELSE v.{_quote(feature.log_names[1])} END AS {served_value(i)}"
+        )
+    structure = (
+        "{" + ", ".join(f"{_json_name(n)}: {_json_name(t)}" for n, t in value_types.items()) + "}"
+    )
+    file_list = ", ".join(_literal(str(path)) for path in files)
+    window = f"served_at >= {_instant(start)} AND served_at < {_instant(end)}"
+    sampled = f" AND {sample_condition(keys, sample)}" if sample is not None else ""
+    sql = (
+        f'SELECT {", ".join(columns)} FROM (SELECT served_at, request_id, "row", '
+        f"json_extract_string(entity_keys, {_list(key_paths)}) AS k, "
+        f"from_json(feature_values, {_literal(structure)}) AS v, "
+        f"json_extract_string(statuses, {_list(view_paths)}) AS s, "
+        f"json_extract_string(event_timestamps, {_list(view_paths)}) AS e "
+        f"FROM read_parquet([{file_list}], union_by_name = true) WHERE {window}) "
+        f"WHERE true{sampled}"
+    )
+    return con.sql(sql).to_arrow_table()
+
+
+_SQL_TYPES = {
+    "Int32": "INTEGER",
+    "Int64": "BIGINT",
+    "Float32": "DOUBLE",
+    "Float64": "DOUBLE",
+    "Bool": "BOOLEAN",
+    "Timestamp": "TIMESTAMPTZ",
+    "String": "VARCHAR",
+    "Bytes": "VARCHAR",  # the log holds bytes as base64 text
+}
+
+
+def _sql_type(value_type: ValueType) -> str:
+    """The DuckDB type a logged value of `value_type` is read as (floats as DOUBLE: the
+    log's JSON holds the served value's shortest decimal, which a DOUBLE holds exactly)."""
+    return _SQL_TYPES[value_type.name]
+
+
+def _cast(text_sql: str, value_type: ValueType) -> str:
+    """JSON text (of a join key) as the key's type."""
+    if value_type in (types.String, types.Bytes):
+        return text_sql
+    return f"({text_sql})::{_sql_type(value_type)}"
+
+
+def _json_name(text: str) -> str:
+    """`text` as a JSON string (a key or a type name of from_json's structure)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _path(name: str) -> str:
+    return "$." + '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(_literal(item) for item in items) + "]::VARCHAR[]"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _instant(moment: datetime) -> str:
+    utc = moment.astimezone(timezone.utc)
+    return f"TIMESTAMPTZ '{utc.isoformat(' ', 'microseconds')}'"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
