@@ -380,16 +380,7 @@ class FeatureStore:
                     f"feature view {view.name!r} has no offline data yet; materialize it "
                     f"first: featurehub materialize START END --views {view.name}"
                 )
-            queries.append(
-                ViewQuery(
-                    name=view.name,
-                    join_keys=tuple(view.join_keys),
-                    features=tuple(projection.features),
-                    relation=relation,
-                    ttl=view.ttl,
-                    tie_features=tuple(view.feature_names),
-                )
-            )
+            queries.append(ViewQuery.of(projection, relation))
 
         def run() -> pa.Table:
             con = connect(self.repo_path)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from featurehub import failpoints
+from featurehub.offline.parquet import fsync
 from featurehub.registry.datasets import DatasetError, DatasetFile
 
 GRACE_SECONDS = 3600.0
@@ -85,7 +86,7 @@ class DatasetFiles:
             pq.write_table(table, writer, row_group_size=ROWS_PER_GROUP)
             raw.flush()
             os.fsync(raw.fileno())
-        _fsync(staging)
+        fsync(staging)
         failpoints.reach("dataset_staged")
         return staging, [DatasetFile(DATA_FILE, writer.sha256.hexdigest(), writer.size)]
 
@@ -95,7 +96,7 @@ class DatasetFiles:
         final = self.folder / name / staging.name
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging, final)
-        _fsync(final.parent)
+        fsync(final.parent)
         failpoints.reach("dataset_sealed")
         return final.relative_to(self.root).as_posix()
 
@@ -138,11 +139,3 @@ def _verify(path: Path, item: DatasetFile, dataset: str) -> None:
             "when it was saved (it was modified): restore the file, or save the dataset again "
             "under a new name"
         )
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

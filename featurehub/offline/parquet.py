@@ -338,7 +338,7 @@ def _write_partitioned(table: pa.Table, folder: Path) -> None:
         partition.mkdir()
         path = partition / "part-0.parquet"
         pq.write_table(table.slice(start, end - start), path, use_dictionary=dictionary)
-        _fsync(path)  # here, so the disk flushes one day while the next one is encoded
+        fsync(path)  # here, so the disk flushes one day while the next one is encoded
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for future in [pool.submit(write_day, s, e) for s, e in zip(starts, ends, strict=True)]:
@@ -355,11 +355,11 @@ def _event_days(table: pa.Table) -> np.ndarray:
 def _fsync_tree(folder: Path) -> None:
     """Flush files and folders to disk before they are published."""
     for path in sorted(folder.rglob("*"), reverse=True):
-        _fsync(path)
-    _fsync(folder)
+        fsync(path)
+    fsync(folder)
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """Flush one file or folder to disk (cheap when nothing of it is still unwritten)."""
     descriptor = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
     try:

@@ -42,6 +42,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from featurehub.definitions import FeatureViewProjection
+
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
 
@@ -72,6 +74,20 @@ class ViewQuery:
     # schema order, so the answer does not depend on which features were asked for and
     # matches the online store's choice. Empty: the requested features.
     tie_features: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, projection: FeatureViewProjection, relation: str) -> ViewQuery:
+        """The query of `projection` over the view's offline `relation`: its keys, the
+        requested features, its TTL, and all of its features to break ties."""
+        view = projection.view
+        return cls(
+            name=view.name,
+            join_keys=tuple(view.join_keys),
+            features=tuple(projection.features),
+            relation=relation,
+            ttl=view.ttl,
+            tie_features=tuple(view.feature_names),
+        )
 
     @property
     def tie_order(self) -> tuple[str, ...]:

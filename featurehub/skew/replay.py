@@ -118,16 +118,7 @@ def replay(
                 f"feature view {view.name!r} has no offline data to replay against; "
                 f"materialize it first: featurehub materialize START END --views {view.name}"
             )
-        views.append(
-            ViewQuery(
-                name=view.name,
-                join_keys=tuple(view.join_keys),
-                features=tuple(projection.features),
-                relation=relation,
-                ttl=view.ttl,
-                tie_features=tuple(view.feature_names),
-            )
-        )
+        views.append(ViewQuery.of(projection, relation))
         dtypes = {field.name: field.dtype for field in view.schema}
         features += [ServedFeature(view.name, f, dtypes[f]) for f in projection.features]
         for entity in view.entities:
