@@ -26,7 +26,7 @@ from featurehub.engines.base import Engine, MaterializationResult, Materializati
 from featurehub.errors import FeaturehubError
 from featurehub.offline.parquet import ParquetOfflineStore
 from featurehub.online.base import OnlineStore
-from featurehub.registry.runs import NOT_PUBLISHED, RunLog
+from featurehub.registry.runs import RunLog, RunNotRunning, not_published
 
 ProgressCallback = Callable[[MaterializationTask, str], None]
 """Called with a task and "started", "done" or "failed"; the CLI draws progress from it."""
@@ -120,7 +120,11 @@ def run_tasks(
             )
             if staged is not None and staged.staging is not None:
                 offline.discard(staged.staging)  # gone already once sealed: then a no-op
-            recorded = message if NOT_PUBLISHED in message else f"{message} ({NOT_PUBLISHED})"
+            recorded = (
+                message
+                if isinstance(exc, RunNotRunning)  # it says so already
+                else f"{message} ({not_published(targets(task))})"
+            )
             runs.fail(run_id, recorded)
             failures[task.view.name] = message
             if on_progress:

@@ -33,11 +33,25 @@ from featurehub.registry.offline_commits import OfflineCommit, OfflineCommitLog
 from featurehub.registry.tables import materialization_runs as runs
 from featurehub.types import as_utc
 
-NOT_PUBLISHED = (
-    "nothing of it was published offline and its watermark did not move; the online store "
-    "may already hold some of its rows (never older than what it held before: newest wins), "
-    "which the next run of the same interval rewrites. Re-run it"
-)
+
+def not_published(targets: str) -> str:
+    """What a run that did not succeed left behind, by the stores it targets: true for a
+    failure at any step (offline rows are published only with the success)."""
+    if targets == "online":
+        return (
+            "it published nothing offline (it writes only the online store); the online store "
+            "may hold some of its rows (never older than what it held before: newest wins). "
+            "Re-run it"
+        )
+    said = "nothing of it was published offline and its watermark did not move"
+    if targets == "offline":
+        return f"{said}; it writes nothing online. Re-run it"
+    return (
+        f"{said}; the online store may already hold some of its rows (never older than what "
+        "it held before: newest wins), which the next run of the same interval rewrites. "
+        "Re-run it"
+    )
+
 
 HEARTBEAT_SECONDS = 10.0
 STALE_AFTER = timedelta(seconds=90)  # nine missed heartbeats: the owner is gone
@@ -146,19 +160,19 @@ class RunLog:
     def reap(self) -> int:
         """Mark failed the running runs whose process is gone; returns how many."""
         stale_before = datetime.now(timezone.utc) - STALE_AFTER
-        query = sa.select(runs.c.id, runs.c.host, runs.c.pid, runs.c.heartbeat_at).where(
-            runs.c.project == self._project, runs.c.status == "running"
-        )
+        query = sa.select(
+            runs.c.id, runs.c.host, runs.c.pid, runs.c.heartbeat_at, runs.c.targets
+        ).where(runs.c.project == self._project, runs.c.status == "running")
         with self._engine.connect() as conn:
             running = conn.execute(query).all()
         dead = [
-            (row.id, row.host, row.pid)
+            (row.id, row.host, row.pid, row.targets)
             for row in running
             if (row.host == _HOST and row.pid is not None and not _alive(row.pid))
             or row.heartbeat_at is None
             or _utc(row.heartbeat_at) < stale_before  # type: ignore[operator]
         ]
-        for run_id, host, pid in dead:
+        for run_id, host, pid, targets in dead:
             owner = f"pid {pid} on {host}" if pid is not None else "an older featurehub"
             with self._engine.begin() as conn:
                 conn.execute(
@@ -169,7 +183,7 @@ class RunLog:
                         finished_at=datetime.now(timezone.utc),
                         error=(
                             f"abandoned: the process running it ({owner}) stopped before it "
-                            f"finished (killed or crashed); {NOT_PUBLISHED}."
+                            f"finished (killed or crashed); {not_published(targets)}."
                         ),
                     )
                 )
@@ -208,7 +222,7 @@ class RunLog:
                 raise RunNotRunning(
                     f"materialization run {run_id} was marked failed while it ran (its "
                     f"heartbeat stopped for over {STALE_AFTER.total_seconds():.0f}s); "
-                    f"{NOT_PUBLISHED}."
+                    "nothing of it was published offline. Re-run it"
                 )
             if commit is not None:
                 OfflineCommitLog(self._engine, self._project).publish(commit, conn)

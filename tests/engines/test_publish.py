@@ -201,3 +201,12 @@ def test_status_says_when_an_offline_only_run_left_the_online_store_behind(
         [status] = store.status()
         assert (status.online, status.problem) == ("ok", None)
         assert online_events(store) == [BASE + timedelta(hours=h) for h in (3, 4, 5)]
+
+
+def test_what_a_failed_run_left_behind_is_said_by_the_stores_it_targets() -> None:
+    from featurehub.registry.runs import not_published
+
+    assert "the online store may already hold" in not_published("offline+online")
+    assert "it writes nothing online" in not_published("offline")
+    assert "writes only the online store" in not_published("online")
+    assert all("Re-run it" in not_published(t) for t in ("offline+online", "offline", "online"))
