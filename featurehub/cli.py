@@ -263,21 +263,6 @@ VIEWS_OPTION = typer.Option([], "--views", "-v", help="Only these views (repeata
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary for schedulers.")
 
 
-def _result_summary(result: MaterializationResult) -> dict[str, Any]:
-    return {
-        "view": result.view,
-        "window": result.window,
-        "start": result.start.isoformat(),
-        "end": result.end.isoformat(),
-        "as_of": result.as_of.isoformat() if result.as_of else None,
-        "rows_read": result.rows_read,
-        "rows_written": result.rows_written,
-        "online_rows_written": result.online_rows_written,
-        "rows_pending": result.rows_pending,
-        "rows_skipped": result.rows_skipped,
-    }
-
-
 def _window_label(task: MaterializationTask) -> str:
     """What a task takes, in words: the progress line of its view."""
     end = f"{task.end:%Y-%m-%d %H:%M}"
@@ -302,7 +287,7 @@ def _materialize_with_progress(
         except FeaturehubError as exc:
             _fail(str(exc))
         summary: dict[str, Any] = {
-            "results": [_result_summary(r) for r in results],
+            "results": [r.to_dict() for r in results],
             "failures": failed.failures if failed else {},
         }
         print(json.dumps(summary, indent=2))

@@ -30,18 +30,7 @@ def main() -> int:
             results, failures = exc.results, exc.failures
     summary = {
         "end": end.isoformat(),
-        "results": [
-            {
-                "view": r.view,
-                "window": r.window,
-                "start": r.start.isoformat(),
-                "rows_written": r.rows_written,
-                "online_rows_written": r.online_rows_written,
-                "rows_pending": r.rows_pending,
-                "rows_skipped": r.rows_skipped,
-            }
-            for r in results
-        ],
+        "results": [r.to_dict() for r in results],
         "failures": failures,
     }
     print(json.dumps(summary, indent=2))

@@ -69,6 +69,21 @@ class MaterializationResult:
     as_of: datetime | None = None
     window: str = "event"
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: what `featurehub materialize --json` prints per view."""
+        return {
+            "view": self.view,
+            "window": self.window,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
+            "rows_read": self.rows_read,
+            "rows_written": self.rows_written,
+            "online_rows_written": self.online_rows_written,
+            "rows_pending": self.rows_pending,
+            "rows_skipped": self.rows_skipped,
+        }
+
     @classmethod
     def of(
         cls, task: MaterializationTask, rows: int, online_rows: int, pending: int, skipped: int

@@ -23,7 +23,8 @@ from featurehub.offline.source_reader import connect, view_relation_sql
 from featurehub.online.base import OnlineStore
 
 
-def _literal(moment: datetime) -> str:
+def timestamp_literal(moment: datetime) -> str:
+    """A UTC instant in DuckDB SQL."""
     return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).isoformat()}'"
 
 
@@ -63,7 +64,7 @@ class LocalEngine(Engine):
         self.online = online
 
     def materialize(self, task: MaterializationTask) -> StagedRun:
-        taken, pending = selection_sql(task, _literal)
+        taken, pending = selection_sql(task, timestamp_literal)
         rows = normalized_query(task.view, self.repo_path)
         con = connect(self.repo_path)
         try:

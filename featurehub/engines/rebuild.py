@@ -9,8 +9,6 @@ kind "online_rebuild" through the same runner.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from featurehub.definitions import FeatureView
 from featurehub.engines.base import (
     Engine,
@@ -20,6 +18,7 @@ from featurehub.engines.base import (
     latest_per_key_sql,
     selection_sql,
 )
+from featurehub.engines.local import timestamp_literal
 from featurehub.engines.planning import EPOCH, run_moment
 from featurehub.offline.base import offline_schema
 from featurehub.offline.connection import duckdb_connection
@@ -37,10 +36,6 @@ def rebuild_tasks(views: list[FeatureView]) -> list[MaterializationTask]:
     ]
 
 
-def _literal(moment: datetime) -> str:
-    return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).isoformat()}'"
-
-
 class OfflineStoreEngine(Engine):
     """Reads the offline store instead of the source; writes the online store only."""
 
@@ -53,7 +48,7 @@ class OfflineStoreEngine(Engine):
         if relation is None:
             table = offline_schema(task.view).empty_table()
         else:
-            taken, _ = selection_sql(task, _literal)
+            taken, _ = selection_sql(task, timestamp_literal)
             con = duckdb_connection()
             try:
                 rows = f"(SELECT * FROM {relation} WHERE {taken})"

@@ -34,12 +34,15 @@ import itertools
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from featurehub.online.lookup import OnlineResponse
 
 SERVER = "server"
 SDK = "sdk"
@@ -136,6 +139,34 @@ def json_default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode()
     raise TypeError(f"cannot log a {type(value).__name__}")
+
+
+def answer_body(
+    request_id: str,
+    feature_service: str | None,
+    response: OnlineResponse,
+    stamps: dict[str, list[Any]] | None = None,
+) -> bytes:
+    """The feature server's documented columnar answer of `response`, which is also what the
+    log's writer decodes (`decode`): the server sends it, the SDK logs it. `stamps`, the ISO
+    8601 event times per feature, default to the response's datetimes (the same text: orjson
+    with OPT_UTC_Z); the server passes its cached texts."""
+    statuses = response.statuses
+    stamps = response.event_timestamps if stamps is None else stamps
+    features: dict[str, Any] = {
+        name: {"values": values, "statuses": statuses[name], "event_timestamps": stamps[name]}
+        for name, values in response.values.items()
+    }
+    return orjson.dumps(
+        {
+            "request_id": request_id,
+            "feature_service": feature_service,
+            "keys": response.keys,
+            "features": features,
+        },
+        default=json_default,
+        option=orjson.OPT_UTC_Z,
+    )
 
 
 def _dumps(value: Any) -> str:

@@ -23,12 +23,9 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from featurehub.config import ServingLogConfig
-from featurehub.monitoring.log_format import SDK, ServedAnswer, json_default
+from featurehub.monitoring.log_format import SDK, ServedAnswer, answer_body
 from featurehub.monitoring.serving_log import ServingLog, open_serving_log
 from featurehub.online.lookup import OnlineResponse
 
@@ -76,24 +73,3 @@ class SdkServingLog:
 
     def close(self) -> None:
         self.log.close()
-
-
-def answer_body(request_id: str, feature_service: str | None, response: OnlineResponse) -> bytes:
-    """The body the feature server would have answered (`featurehub.server.response`), which
-    is what the log's writer decodes: the same columns, bytes as base64, times in ISO 8601."""
-    statuses = response.statuses
-    stamps = response.event_timestamps
-    features: dict[str, Any] = {
-        name: {"values": values, "statuses": statuses[name], "event_timestamps": stamps[name]}
-        for name, values in response.values.items()
-    }
-    return orjson.dumps(
-        {
-            "request_id": request_id,
-            "feature_service": feature_service,
-            "keys": response.keys,
-            "features": features,
-        },
-        default=json_default,
-        option=orjson.OPT_UTC_Z,
-    )

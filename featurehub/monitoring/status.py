@@ -30,9 +30,9 @@ def view_statuses(
     """One status per view, those with a problem first."""
     statuses = []
     behind = runs.offline_only_since_online()
+    latest, watermarks = runs.latest(), runs.watermarks()
     for view in views:
-        latest = runs.list(view.name, limit=1)
-        last = latest[0] if latest else None
+        last = latest.get(view.name)
         online = "-"
         problem = None
         if view.online:
@@ -51,7 +51,7 @@ def view_statuses(
         statuses.append(
             ViewStatus(
                 view=view.name,
-                watermark=runs.watermark(view.name),
+                watermark=watermarks.get(view.name),
                 last_run_id=last.id if last else None,
                 last_status=last.status if last else None,
                 last_run_at=last.started_at if last else None,

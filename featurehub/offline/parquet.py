@@ -239,20 +239,27 @@ def _overlap(a: OfflineCommit, b: OfflineCommit) -> bool:
 
 
 def _event_span(folder: Path, files: list[str]) -> tuple[datetime, datetime] | None:
-    """[earliest, latest + 1 us) of the staged rows' event times, None when there are none."""
-    if not files:
-        return None
-    import pyarrow.compute as pc
-
-    spans = []
+    """[earliest, latest + 1 us) of the staged rows' event times, None when there are none:
+    from the files' footer statistics (both writers record them), so nothing is read back."""
+    lows, highs = [], []
     for name in files:
-        column = pq.ParquetFile(folder / name).read(columns=[EVENT_TIMESTAMP])[EVENT_TIMESTAMP]
-        if len(column):
-            spans.append((pc.min(column).as_py(), pc.max(column).as_py()))
-    if not spans:
+        metadata = pq.ParquetFile(folder / name).metadata
+        column = metadata.schema.names.index(EVENT_TIMESTAMP)
+        for group in range(metadata.num_row_groups):
+            chunk = metadata.row_group(group)
+            if not chunk.num_rows:
+                continue
+            statistics = chunk.column(column).statistics
+            if statistics is None or not statistics.has_min_max:
+                raise OfflineWriteError(
+                    f"{folder / name} has no statistics for {EVENT_TIMESTAMP}: write it with "
+                    "Parquet statistics on (the default of Arrow and Spark)"
+                )
+            lows.append(as_utc(statistics.min))
+            highs.append(as_utc(statistics.max))
+    if not lows:
         return None
-    low, high = min(s[0] for s in spans), max(s[1] for s in spans)
-    return as_utc(low), as_utc(high) + timedelta(microseconds=1)
+    return min(lows), max(highs) + timedelta(microseconds=1)
 
 
 def _check_interval(view: FeatureView, start: datetime, end: datetime) -> tuple[datetime, datetime]:

@@ -18,6 +18,7 @@ older than STALE_AFTER is marked failed ("abandoned") by the next `start` or `li
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 import threading
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -241,15 +243,24 @@ class RunLog:
     def watermark(self, view: str) -> datetime | None:
         """Where the next incremental run of `view` starts: the latest end of its successful
         incremental runs that wrote the offline store, or None if none did."""
-        query = sa.select(sa.func.max(runs.c.interval_end)).where(
-            runs.c.project == self._project,
-            runs.c.view == view,
-            runs.c.status == "success",
-            runs.c.kind == "incremental",
-            runs.c.targets != "online",
+        return self.watermarks(view).get(view)
+
+    def watermarks(self, view: str | None = None) -> dict[str, datetime]:
+        """`watermark` of every view that has one (or of `view` only), in one query."""
+        query = (
+            sa.select(runs.c.view, sa.func.max(runs.c.interval_end))
+            .where(
+                runs.c.project == self._project,
+                runs.c.status == "success",
+                runs.c.kind == "incremental",
+                runs.c.targets != "online",
+            )
+            .group_by(runs.c.view)
         )
+        if view is not None:
+            query = query.where(runs.c.view == view)
         with self._engine.connect() as conn:
-            return _utc(conn.execute(query).scalar())
+            return {name: as_utc(end) for name, end in conn.execute(query)}
 
     def last_online_runs(self) -> dict[str, int]:
         """Per view, the id of its latest successful run that wrote the online store: the
@@ -294,7 +305,19 @@ class RunLog:
         query = sa.select(runs).where(runs.c.project == self._project)
         if view:
             query = query.where(runs.c.view == view)
-        query = query.order_by(runs.c.id.desc()).limit(limit)
+        return self._runs(query.order_by(runs.c.id.desc()).limit(limit))
+
+    def latest(self) -> dict[str, Run]:
+        """Each view's newest run, in one query."""
+        self.reap()
+        newest = (
+            sa.select(sa.func.max(runs.c.id))
+            .where(runs.c.project == self._project)
+            .group_by(runs.c.view)
+        )
+        return {run.view: run for run in self._runs(sa.select(runs).where(runs.c.id.in_(newest)))}
+
+    def _runs(self, query: sa.Select[Any]) -> builtins.list[Run]:
         with self._engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [

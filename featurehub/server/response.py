@@ -9,13 +9,14 @@ so a 100-entity answer formats a few strings instead of a thousand datetimes.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import orjson
 
+from featurehub.monitoring.log_format import answer_body
 from featurehub.online.base import EPOCH
 from featurehub.online.lookup import OnlineResponse
-from featurehub.server import schemas
+
+__all__ = ["answer_body", "event_timestamps", "timestamp_text"]
 
 _CACHE_SIZE = 65_536
 _texts: dict[int | None, str] = {}  # None is never a key: get(None) is None
@@ -50,27 +51,3 @@ def event_timestamps(response: OnlineResponse) -> dict[str, list[str | None]]:
             built[id(micros)] = stamps
         result[name] = stamps
     return result
-
-
-def answer_body(
-    request_id: str,
-    service: str | None,
-    response: OnlineResponse,
-    stamps: dict[str, list[str | None]],
-) -> bytes:
-    """The documented columnar answer (schemas.FEATURES_RESPONSES)."""
-    statuses = response.statuses
-    features: dict[str, Any] = {
-        name: {"values": values, "statuses": statuses[name], "event_timestamps": stamps[name]}
-        for name, values in response.values.items()
-    }
-    return orjson.dumps(
-        {
-            "request_id": request_id,
-            "feature_service": service,
-            "keys": response.keys,
-            "features": features,
-        },
-        default=schemas.json_default,
-        option=orjson.OPT_UTC_Z,
-    )

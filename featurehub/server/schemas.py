@@ -7,7 +7,6 @@ and never validates them at run time. The request body of /v1/features is a JSON
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,13 +20,6 @@ DESCRIPTION = (
     "and its event timestamp. Entities are columnar, as in Feast: "
     '`{"driver_id": [1001, 1002]}`. See docs/feature-server.md.'
 )
-
-
-def json_default(value: Any) -> Any:
-    """orjson fallback: Bytes features are served as base64 strings."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    raise TypeError(f"cannot serialize a {type(value).__name__}")
 
 
 KEY_VALUE = {"anyOf": [{"type": "integer"}, {"type": "string"}]}

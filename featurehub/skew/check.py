@@ -13,7 +13,6 @@ import pandas as pd
 
 from featurehub.config import MonitoringConfig
 from featurehub.datasets.dataset import Dataset
-from featurehub.skew.distribution import DriftThresholds
 from featurehub.skew.distribution_check import (
     DistributionResult,
     SkewCheckError,
@@ -58,17 +57,6 @@ class SkewReport:
         return replayed.merge(
             drift, how="outer", left_on="feature", right_on="distribution_feature"
         )
-
-
-def thresholds_of(config: MonitoringConfig) -> DriftThresholds:
-    return DriftThresholds(
-        psi_warn=config.psi_warn,
-        psi_fail=config.psi_fail,
-        js_warn=config.js_warn,
-        js_fail=config.js_fail,
-        null_rate_shift_fail=config.null_rate_shift_fail,
-        min_rows=config.min_rows,
-    )
 
 
 def window(
@@ -117,7 +105,7 @@ def check_skew(
             dataset,
             start,
             end,
-            thresholds_of(monitoring),
+            monitoring,
         )
     )
     return SkewReport(feature_service, start, end, replayed, distribution)

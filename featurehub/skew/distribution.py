@@ -34,20 +34,11 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from featurehub.config import MonitoringConfig as DriftThresholds  # featurehub.yaml's monitoring:
 from featurehub.datasets.profile import FeatureProfile
 
 EMPTY_SHARE = 0.0001  # an empty bin's share, on either side (Evidently's PSI smoothing)
 OTHER = "__other__"  # the bucket of categories outside the training profile's top ones
-
-
-@dataclass(frozen=True)
-class DriftThresholds:
-    psi_warn: float = 0.1
-    psi_fail: float = 0.25
-    js_warn: float = 0.1
-    js_fail: float = 0.2
-    null_rate_shift_fail: float = 0.1
-    min_rows: int = 1_000
 
 
 @dataclass(frozen=True)
