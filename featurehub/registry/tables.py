@@ -129,3 +129,27 @@ datasets = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("project", "name", name="uq_datasets_project_name"),
 )
+
+skew_checks = sa.Table(
+    "skew_checks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("feature_service", sa.String(128), nullable=False),
+    # The checked window [start, end) of served_at.
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    # The saved training dataset compared against (null: replay only).
+    sa.Column("dataset", sa.String(128), nullable=True),
+    # Reserved for the models issue: the check of one model version's traffic.
+    sa.Column("model_version", sa.String(128), nullable=True),
+    sa.Column("sample", sa.Float, nullable=True),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("rows_served", sa.BigInteger, nullable=False),
+    # JSON: ["feature", ...] whose thresholds were crossed, by replay or distribution.
+    sa.Column("failed_features", sa.Text, nullable=False),
+    # JSON: the whole SkewReport.to_dict() (docs/skew-checks.md).
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_skew_checks_service", "project", "feature_service", "id"),
+)
