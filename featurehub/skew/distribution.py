@@ -21,6 +21,10 @@ every feature
 
 A feature with fewer than `min_rows` (1,000) served values that are not null gets status
 "insufficient_data" and a reason instead of a statistic: never a NaN without a reason.
+
+Every result also keeps what the report draws: the training and served shares of the values
+that are not missing, per PSI bin (`bins`) or per category (`category_shares`), raw (the
+smoothing is the statistic's, not the data's).
 """
 
 from __future__ import annotations
@@ -39,6 +43,24 @@ from featurehub.datasets.profile import FeatureProfile
 
 EMPTY_SHARE = 0.0001  # an empty bin's share, on either side (Evidently's PSI smoothing)
 OTHER = "__other__"  # the bucket of categories outside the training profile's top ones
+
+
+@dataclass(frozen=True)
+class BinShares:
+    """Shares per PSI bin: k `edges`, k + 1 bins (-inf, e1), [e1, e2), ..., [ek, +inf)."""
+
+    edges: list[float]
+    training_share: list[float]
+    served_share: list[float]
+
+
+@dataclass(frozen=True)
+class CategoryShares:
+    """Shares per training category (most frequent first), then OTHER: the rest."""
+
+    values: list[Any]
+    training_share: list[float]
+    served_share: list[float]
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,8 @@ class FeatureDrift:
     js_distance: float | None = None
     linf_distance: float | None = None
     unseen_share: float | None = None
+    bins: BinShares | None = None  # numbers, with a training value
+    category_shares: CategoryShares | None = None  # categories, with a training value
 
     @property
     def null_rate_shift(self) -> float:
@@ -79,6 +103,12 @@ def psi(expected_counts: Sequence[int], actual_counts: Sequence[int]) -> float:
     expected = _shares(expected_counts)
     actual = _shares(actual_counts)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def _raw_shares(counts: Sequence[int]) -> list[float]:
+    """Each count's share of the total (all 0 when there is none), unsmoothed."""
+    total = sum(counts)
+    return [count / total if total else 0.0 for count in counts]
 
 
 def _shares(counts: Sequence[int]) -> np.ndarray:
@@ -106,11 +136,20 @@ def numeric_drift(
     present = values[~np.isnan(values)]
     null_served = 1 - present.size / values.size if values.size else 0.0
     base = _base(profile, "number", values.size, null_served, thresholds)
-    if present.size < thresholds.min_rows or profile.count == profile.missing:
+    if profile.count == profile.missing:
+        return _insufficient(base, profile, present.size, thresholds)
+    served_counts = bin_counts(profile, present)
+    shares = BinShares(
+        edges=[float(edge) for edge in profile.bin_edges],
+        training_share=_raw_shares(profile.bin_counts),
+        served_share=_raw_shares(served_counts),
+    )
+    base = replace(base, bins=shares)
+    if present.size < thresholds.min_rows:
         return _insufficient(base, profile, present.size, thresholds)
     reasons = list(base.reasons)
     status = "fail" if reasons else "pass"
-    index = psi(profile.bin_counts, bin_counts(profile, present))
+    index = psi(profile.bin_counts, served_counts)
     status, reasons = _grade(
         status, reasons, "PSI", index, thresholds.psi_warn, thresholds.psi_fail
     )
@@ -145,13 +184,19 @@ def categorical_drift(
     present = [value for value in served if value is not None]
     null_served = 1 - len(present) / len(served) if len(served) else 0.0
     base = _base(profile, "category", len(served), null_served, thresholds)
-    if len(present) < thresholds.min_rows or profile.count == profile.missing:
+    if profile.count == profile.missing:
         return _insufficient(base, profile, len(present), thresholds)
     known = dict(profile.categories)
     buckets = [*known, OTHER]
     training = [*known.values(), profile.other_count]
     counted = Counter(value if value in known else OTHER for value in present)
     serving = [counted.get(bucket, 0) for bucket in buckets]
+    base = replace(
+        base,
+        category_shares=CategoryShares(buckets, _raw_shares(training), _raw_shares(serving)),
+    )
+    if len(present) < thresholds.min_rows:
+        return _insufficient(base, profile, len(present), thresholds)
     p = np.asarray(training, dtype=float) / max(sum(training), 1)
     q = np.asarray(serving, dtype=float) / len(present)
     distance = float(jensenshannon(p, q, base=2))

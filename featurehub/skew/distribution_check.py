@@ -60,8 +60,14 @@ class DistributionResult:
         return sorted(self.features, key=lambda drift: (order[drift.status], drift.feature))
 
     def to_pandas(self) -> pd.DataFrame:
-        """One row per feature, failing ones first."""
-        return pd.DataFrame([drift.to_dict() for drift in self.ranked()])
+        """One row per feature, failing ones first (the shares are left to `to_dict`)."""
+        nested = ("bins", "category_shares")
+        return pd.DataFrame(
+            [
+                {k: v for k, v in drift.to_dict().items() if k not in nested}
+                for drift in self.ranked()
+            ]
+        )
 
 
 def check_distribution(

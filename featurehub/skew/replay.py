@@ -34,6 +34,7 @@ from featurehub.errors import FeaturehubError
 from featurehub.offline.base import EVENT_TIMESTAMP
 from featurehub.offline.pit import ViewQuery, point_in_time_join
 from featurehub.offline.source_reader import connect
+from featurehub.skew.histograms import Buckets, Timeline, lag_histogram
 from featurehub.skew.replay_result import (
     CAUSES,
     STALE,
@@ -181,9 +182,12 @@ def replay_log(
     )
     name = f"__replay_{id(joined)}"
     con.register(name, joined)
+    buckets = Buckets.of(start, end)
     try:
         results = tuple(
-            _compare(con, name, i, view, feature, list(key_types), float_tolerance, examples)
+            _compare(
+                con, name, i, view, feature, list(key_types), float_tolerance, examples, buckets
+            )
             for i, (view, feature) in enumerate(zip(view_numbers(features), features, strict=True))
         )
     finally:
@@ -228,9 +232,11 @@ def _compare(
     keys: list[str],
     tolerance: float,
     examples: int,
+    buckets: Buckets,
 ) -> FeatureReplay:
     """One feature's figures from the joined table: the served columns of feature `index`
-    and of its view (number `view`), and the offline ones."""
+    and of its view (number `view`), and the offline ones. The timeline's counts per bucket
+    come from the same pass (DuckDB's `histogram` of the bucket number)."""
     kind = feature.value_type.name
     offline = _q(f"{feature.view}__{feature.feature}")
     if kind == "Bytes":
@@ -273,13 +279,24 @@ def _compare(
         f"FROM ({named})))"
     )
     counts = ", ".join(f"count(*) FILTER (cause = '{c}')" for c in CAUSES)
+    bucket = buckets.sql(SERVED_AT)
+    over_time = ", ".join(
+        [f"histogram({bucket})", *(f"histogram({bucket}) FILTER (cause = '{c}')" for c in CAUSES)]
+    )
     totals = con.execute(
         f"SELECT count(*), count(*) FILTER (outcome = 'value'), count(*) FILTER (outcome = "
         f"'served_missing'), count(*) FILTER (outcome = 'offline_missing'), {counts}, "
-        f"avg(difference), avg(smape) FROM {rows}"
+        f"avg(difference), avg(smape), {over_time} FROM {rows}"
     ).fetchall()
-    compared, values, served_missing, offline_missing, *by_cause, mad, mean_smape = totals[0]
-    by_cause = [int(count) for count in by_cause]
+    compared, values, served_missing, offline_missing, *rest = totals[0]
+    by_cause = [int(count) for count in rest[: len(CAUSES)]]
+    mad, mean_smape, rows_over_time, *causes_over_time = rest[len(CAUSES) :]
+    timeline = Timeline(
+        start=buckets.start,
+        bucket_seconds=buckets.width_us / 1e6,
+        rows=buckets.counts(rows_over_time),
+        causes={c: buckets.counts(h) for c, h in zip(CAUSES, causes_over_time, strict=True)},
+    )
     lags: np.ndarray = np.zeros(0, dtype=np.int64)
     if by_cause[CAUSES.index(STALE)]:
         lags = np.asarray(
@@ -308,6 +325,8 @@ def _compare(
         smape=None if mean_smape is None else float(mean_smape),
         lag=lag_summary(lags),
         examples=tuple(_example(row, len(keys), keys) for row in shown),
+        timeline=timeline,
+        lag_histogram=lag_histogram(lags),
     )
 
 

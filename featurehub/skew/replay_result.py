@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from featurehub.skew.histograms import LagHistogram, Timeline
+
 STALE = "stale"
 VALUE_SKEW = "value_skew"
 TTL_OR_STATUS = "ttl_or_status"
@@ -93,6 +95,8 @@ class FeatureReplay:
     smape: float | None  # mean of 2|a - b| / (|a| + |b|) (0 when both are 0), in [0, 2]
     lag: LagSummary | None  # None without a stale mismatch
     examples: tuple[MismatchExample, ...] = field(default=())
+    timeline: Timeline | None = None  # rows and mismatches by cause per time bucket
+    lag_histogram: LagHistogram | None = None  # None without a stale mismatch
 
     @property
     def name(self) -> str:
@@ -136,6 +140,8 @@ class FeatureReplay:
             "smape": self.smape,
             "lag": self.lag.to_dict() if self.lag else None,
             "examples": [example.to_dict() for example in self.examples],
+            "timeline": self.timeline.to_dict() if self.timeline else None,
+            "lag_histogram": self.lag_histogram.to_dict() if self.lag_histogram else None,
         }
 
 
@@ -181,16 +187,20 @@ class ReplayResult:
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per feature: the figures of `to_dict` without the examples, the causes as
-        columns `stale`, `value_skew`, `ttl_or_status`, `unexplained`, the lag flattened."""
+        columns `stale`, `value_skew`, `ttl_or_status`, `unexplained`, the lag flattened
+        (the timeline and lag histogram are left to `to_dict`)."""
         rows = []
         for feature in self.to_dict()["features"]:
-            row = {k: v for k, v in feature.items() if k not in ("causes", "lag", "examples")}
+            row = {k: v for k, v in feature.items() if k not in _NESTED}
             row.update(feature["causes"])
             lag = feature["lag"] or {}
             for part in ("min", "median", "p95", "max"):
                 row[f"lag_{part}_seconds"] = lag.get(f"{part}_seconds")
             rows.append(row)
         return pd.DataFrame(rows)
+
+
+_NESTED = ("causes", "lag", "examples", "timeline", "lag_histogram")
 
 
 def _json(value: Any) -> Any:

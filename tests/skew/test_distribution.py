@@ -85,6 +85,11 @@ def test_numeric_statistics_match_their_definitions(training: list, served: list
     assert drift.psi == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert drift.psi_bins == len(profile.bin_edges) + 1
     assert drift.ks_statistic == pytest.approx(brute_ks(training, served), abs=1e-12)
+    assert drift.bins is not None and drift.bins.edges == profile.bin_edges
+    bins = drift.bins
+    for shares, sample in ((bins.training_share, training), (bins.served_share, served)):
+        counts = brute_bins(profile.bin_edges, sample)
+        assert shares == pytest.approx([count / len(sample) for count in counts])
     if profile.std:
         scaled = brute_wasserstein(training, served) / profile.std
         assert drift.wasserstein_scaled == pytest.approx(scaled, rel=1e-6, abs=1e-9)
@@ -102,6 +107,20 @@ def test_categorical_statistics_match_their_definitions(training: list, served: 
     drift = categorical_drift(profile, served, ANY)
     present = [v for v in served if v is not None]
     assert drift.null_rate_served == pytest.approx(1 - len(present) / len(served))
+    if all(value is None for value in training):
+        assert drift.category_shares is None
+    else:
+        shares = drift.category_shares
+        assert shares is not None and shares.values == [v for v, _ in profile.categories] + [
+            "__other__"
+        ]
+        known = shares.values[:-1]
+        for share, sample in (
+            (shares.training_share, [v for v in training if v is not None]),
+            (shares.served_share, present),
+        ):
+            counts = [sample.count(v) for v in known] + [sum(v not in known for v in sample)]
+            assert share == pytest.approx([c / len(sample) if sample else 0.0 for c in counts])
     if not present or all(value is None for value in training):
         assert drift.status in ("insufficient_data", "fail") and drift.js_distance is None
         assert any("insufficient data" in reason for reason in drift.reasons)

@@ -354,6 +354,7 @@ def brute_replay(
             "differences": [],
             "smapes": [],
             "examples": [],
+            "served_at": [],
         }
         for row in kept:
             logged = name if name in row["statuses"] else f"v__{name}"
@@ -364,6 +365,7 @@ def brute_replay(
             offline_event = None if best is None else best["event_timestamp"]
             online_has, offline_has = status == "present", best is not None
             figures["rows_compared"] += 1
+            figures["served_at"].append(row["served_at"])
             if online_has and offline_has:
                 outcome = "match" if values_equal(name, served, offline) else "value_mismatches"
                 if (
@@ -490,11 +492,45 @@ def test_replay_equals_a_brute_force_comparison(
                 assert value is None
             else:
                 assert value == pytest.approx(sum(figures[terms]) / len(figures[terms]))
+        assert_timeline(found, figures, start, end)
+        assert_lag_histogram(found, lags)
         feature_passed = not any(
             figures["causes"][c] for c in (VALUE_SKEW, TTL_OR_STATUS, UNEXPLAINED)
         )
         assert found.passed(1.0) == feature_passed
     json.dumps(result.to_dict())  # JSON-ready
+
+
+def assert_timeline(found: Any, figures: dict[str, Any], start: datetime, end: datetime) -> None:
+    """Rows and mismatches by cause per bucket, bucket = (served_at - start) // width."""
+    timeline = found.timeline
+    width = timedelta(seconds=timeline.bucket_seconds)
+    count = math.ceil((end - start) / width)
+    assert timeline.start == start and 24 < count <= 60 and len(timeline.rows) == count
+    expected_rows = [0] * count
+    for served_at in figures["served_at"]:
+        expected_rows[(served_at - start) // width] += 1
+    assert timeline.rows == expected_rows
+    for cause in (STALE, VALUE_SKEW, TTL_OR_STATUS, UNEXPLAINED):
+        expected = [0] * count
+        for _, served_at, why in figures["examples"]:
+            if why == cause:
+                expected[(served_at - start) // width] += 1
+        assert timeline.causes[cause] == expected, cause
+
+
+def assert_lag_histogram(found: Any, lags: list[float]) -> None:
+    """Every stale lag in its bin: [edge i, edge i + 1), the last bin closed."""
+    if not lags:
+        assert found.lag_histogram is None
+        return
+    edges, counts = found.lag_histogram.edges_seconds, found.lag_histogram.counts
+    assert len(edges) == len(counts) + 1 and edges[0] <= lags[0] and lags[-1] <= edges[-1]
+    expected = [0] * len(counts)
+    for lag in lags:
+        inside = [i for i in range(len(counts)) if edges[i] <= lag < edges[i + 1]]
+        expected[inside[0] if inside else len(counts) - 1] += 1
+    assert counts == expected
 
 
 def test_a_nan_offline_matches_the_null_it_was_logged_as(tmp_path: Path) -> None:
