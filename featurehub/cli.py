@@ -726,6 +726,9 @@ def skew(
         None, "--sample", help="Replay this share of entity keys (0 < FRACTION <= 1)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the whole result as JSON."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write the report as one self-contained HTML file here."
+    ),
 ) -> None:
     """Check what a feature service served (its serving log): each logged row replayed
     through the offline join, and, with --against, its distributions against a training set.
@@ -743,9 +746,14 @@ def skew(
             since=_duration(since) if since else None,
             sample=sample,
         )
+        written = report.to_html(html) if html is not None else None
     except FeaturehubError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(SKEW_COULD_NOT_RUN) from None
+    if written is not None:  # on stderr: --json's output stays JSON
+        err_console.print(
+            f"report written to {written}", highlight=False, markup=False, soft_wrap=True
+        )
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:

@@ -106,3 +106,18 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One headless Chromium (selenium, Debian's chromium and chromium-driver) for the
+    session, logging the console and the network so page tests can check both. Fails
+    (never skips) when the browser is missing: scripts/ensure-services.sh installs it."""
+    from tests.browser import start_browser
+
+    try:
+        driver = start_browser()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield driver
+    driver.quit()

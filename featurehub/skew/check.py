@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -47,6 +48,24 @@ class SkewReport:
             "replay": self.replay.to_dict(),
             "distribution": None if self.distribution is None else self.distribution.to_dict(),
         }
+
+    def html(self) -> str:
+        """The report as one self-contained HTML page (docs/skew-checks.md, "The report")."""
+        from featurehub.skew.report import render_html
+
+        return render_html(self)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write `html()` to `path` (what `featurehub skew --html PATH` does)."""
+        from featurehub.skew.report import write_html
+
+        return write_html(self, path)
+
+    def _repr_html_(self) -> str:
+        """The report inline in a notebook, in an iframe of its own."""
+        from featurehub.skew.report import inline_html
+
+        return inline_html(self)
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per feature: the replay's figures and, when it ran, the distribution's."""
