@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure what the test suite talks to is there: a Java runtime (for Spark) and a
-# PostgreSQL server (for the registry tests). Installs them with apt-get when possible,
+# Make sure what the test suite talks to is there: a Java runtime (for Spark), a
+# PostgreSQL server (for the registry tests) and a headless Chromium with its driver (for the
+# skew report's page tests). Installs them with apt-get when possible,
 # starts a stopped PostgreSQL, and fails loudly, naming what to install, when something
 # cannot be had. Never lets tests skip silently.
 set -euo pipefail
@@ -44,3 +45,16 @@ if ! command -v pg_isready >/dev/null 2>&1 || ! pg_ready; then
   exit 1
 fi
 echo "ensure-services: PostgreSQL ready at $PG_URL"
+
+CHROMIUM="${FEATUREHUB_TEST_CHROMIUM:-/usr/bin/chromium}"
+CHROMEDRIVER="${FEATUREHUB_TEST_CHROMEDRIVER:-/usr/bin/chromedriver}"
+if ! command -v "$CHROMIUM" >/dev/null 2>&1 || ! command -v "$CHROMEDRIVER" >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
+if ! command -v "$CHROMIUM" >/dev/null 2>&1 || ! command -v "$CHROMEDRIVER" >/dev/null 2>&1; then
+  echo "ensure-services: no headless browser at $CHROMIUM with its driver $CHROMEDRIVER." >&2
+  echo "  Install them (Debian: apt-get install chromium chromium-driver), or set" >&2
+  echo "  FEATUREHUB_TEST_CHROMIUM and FEATUREHUB_TEST_CHROMEDRIVER." >&2
+  exit 1
+fi
+echo "ensure-services: Chromium ready ($("$CHROMEDRIVER" --version 2>/dev/null | head -n 1))"

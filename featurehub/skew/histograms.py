@@ -1,9 +1,10 @@
 """The histograms a skew check keeps for its report (`featurehub.skew.report`): the replay's
 mismatches over time by cause (`Timeline`) and the lags of its stale rows (`LagHistogram`).
 
-They are computed by the check, in the passes it makes anyway (DuckDB's `histogram` aggregate
-in the replay's counting query, numpy on the stale lags it already fetches), so the report
-never re-reads the log and the JSON carries everything a dashboard would draw.
+They are computed by the check, in the passes it makes anyway (the replay's counting query
+groups by time bucket and sums the buckets for its totals; numpy bins the stale lags it
+already fetches), so the report never re-reads the log and the JSON carries everything a
+dashboard would draw.
 """
 
 from __future__ import annotations
@@ -62,13 +63,6 @@ class Buckets:
     def sql(self, timestamp_sql: str) -> str:
         """The bucket number of a TIMESTAMPTZ expression, in DuckDB."""
         return f"((epoch_us({timestamp_sql}) - {epoch_us(self.start)}) // {self.width_us})"
-
-    def counts(self, histogram: dict[int, int] | None) -> list[int]:
-        """A `histogram(bucket)` aggregate's map (None when no row) as a count per bucket."""
-        counts = [0] * self.count
-        for bucket, count in (histogram or {}).items():
-            counts[int(bucket)] += int(count)
-        return counts
 
 
 @dataclass(frozen=True)

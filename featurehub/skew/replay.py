@@ -235,8 +235,8 @@ def _compare(
     buckets: Buckets,
 ) -> FeatureReplay:
     """One feature's figures from the joined table: the served columns of feature `index`
-    and of its view (number `view`), and the offline ones. The timeline's counts per bucket
-    come from the same pass (DuckDB's `histogram` of the bucket number)."""
+    and of its view (number `view`), and the offline ones, counted per time bucket in one
+    pass (a GROUP BY of at most 60 buckets: the timeline), the totals summed from those."""
     kind = feature.value_type.name
     offline = _q(f"{feature.view}__{feature.feature}")
     if kind == "Bytes":
@@ -279,23 +279,27 @@ def _compare(
         f"FROM ({named})))"
     )
     counts = ", ".join(f"count(*) FILTER (cause = '{c}')" for c in CAUSES)
-    bucket = buckets.sql(SERVED_AT)
-    over_time = ", ".join(
-        [f"histogram({bucket})", *(f"histogram({bucket}) FILTER (cause = '{c}')" for c in CAUSES)]
-    )
-    totals = con.execute(
-        f"SELECT count(*), count(*) FILTER (outcome = 'value'), count(*) FILTER (outcome = "
-        f"'served_missing'), count(*) FILTER (outcome = 'offline_missing'), {counts}, "
-        f"avg(difference), avg(smape), {over_time} FROM {rows}"
+    groups = con.execute(
+        f"SELECT {buckets.sql(SERVED_AT)} AS bucket, count(*), count(*) FILTER (outcome = "
+        f"'value'), count(*) FILTER (outcome = 'served_missing'), count(*) FILTER (outcome = "
+        f"'offline_missing'), {counts}, sum(difference), count(difference), sum(smape), "
+        f"count(smape) FROM {rows} GROUP BY bucket"
     ).fetchall()
-    compared, values, served_missing, offline_missing, *rest = totals[0]
-    by_cause = [int(count) for count in rest[: len(CAUSES)]]
-    mad, mean_smape, rows_over_time, *causes_over_time = rest[len(CAUSES) :]
+    per_bucket = np.zeros((buckets.count, 4 + len(CAUSES)), dtype=np.int64)
+    sums = np.zeros(4)  # of differences, their count, of SMAPEs, their count
+    for bucket, *figures in groups:  # one group per time bucket with a row: at most 60
+        per_bucket[bucket] = figures[: per_bucket.shape[1]]
+        sums += [value or 0 for value in figures[per_bucket.shape[1] :]]
+    compared, values, served_missing, offline_missing, *by_cause = (
+        int(total) for total in per_bucket.sum(axis=0)
+    )
+    mad = sums[0] / sums[1] if sums[1] else None
+    mean_smape = sums[2] / sums[3] if sums[3] else None
     timeline = Timeline(
         start=buckets.start,
         bucket_seconds=buckets.width_us / 1e6,
-        rows=buckets.counts(rows_over_time),
-        causes={c: buckets.counts(h) for c, h in zip(CAUSES, causes_over_time, strict=True)},
+        rows=[int(count) for count in per_bucket[:, 0]],
+        causes={c: [int(n) for n in per_bucket[:, 4 + i]] for i, c in enumerate(CAUSES)},
     )
     lags: np.ndarray = np.zeros(0, dtype=np.int64)
     if by_cause[CAUSES.index(STALE)]:

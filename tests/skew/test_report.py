@@ -240,3 +240,16 @@ def test_every_string_from_the_data_is_escaped(browser: Any, tmp_path: Path) -> 
         report.to_html(tmp_path / "missing" / "report.html")
     with pytest.raises(ReportError, match="it is a folder"):
         report.to_html(tmp_path)
+
+
+def test_a_report_path_that_cannot_be_written_says_so(
+    checked: tuple[Path, SkewReport], tmp_path: Path
+) -> None:
+    repo, report = checked
+    window = ("--start", report.start.isoformat(), "--end", report.end.isoformat())
+    for path, message in ((tmp_path / "nope" / "r.html", "does not exist"), (tmp_path, "folder")):
+        result = CliRunner().invoke(
+            app, ["-r", str(repo), "skew", "dispatch", *window, "--html", str(path)]
+        )
+        assert result.exit_code == 2, result.output
+        assert "error: cannot write the report to" in result.stderr and message in result.stderr
