@@ -738,6 +738,10 @@ def skew(
     """
     store = _store(ctx)
     try:
+        if html is not None:
+            from featurehub.skew.report import report_path
+
+            report_path(html)  # before the check: a bad path fails at once
         report = store.check_skew(
             feature_service,
             against=against,

@@ -82,6 +82,16 @@ def render_html(report: SkewReport) -> str:
 
 def write_html(report: SkewReport, path: str | Path) -> Path:
     """Write the page to `path` (its folder must exist); returns the path."""
+    target = report_path(path)
+    try:
+        target.write_text(render_html(report), encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write the report to {target}: {exc.strerror}") from exc
+    return target
+
+
+def report_path(path: str | Path) -> Path:
+    """`path` when a report can be written there (checked before a long check runs)."""
     target = Path(path)
     if not target.parent.is_dir():
         raise ReportError(
@@ -90,10 +100,6 @@ def write_html(report: SkewReport, path: str | Path) -> Path:
         )
     if target.is_dir():
         raise ReportError(f"cannot write the report to {target}: it is a folder; name a file")
-    try:
-        target.write_text(render_html(report), encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"cannot write the report to {target}: {exc.strerror}") from exc
     return target
 
 
