@@ -877,8 +877,9 @@ def skew_history(
 
 def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
     table = Table(title=f"skew checks of {escape(feature_service)}, newest first")
-    for column in ("checked at", "window", "dataset", "rows", "passed", "failed features"):
-        table.add_column(column, overflow="fold")
+    for column in ("checked at", "window", "dataset", "rows", "passed"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("failed features", overflow="fold")
     for check in checks:
         failed = "\n".join(
             f"{escape(f.feature)} ({f.check}): {escape(f.figure)}" for f in check.failed_features
