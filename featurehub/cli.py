@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from featurehub import __version__
 from featurehub.engines.base import MaterializationResult, MaterializationTask
@@ -29,6 +30,9 @@ from featurehub.feature_store import FeatureStore
 from featurehub.registry import Plan
 
 if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # what typer's groups are given
+
+    from featurehub.registry.skew_checks import SkewCheck
     from featurehub.skew.check import SkewReport
 
 app = typer.Typer(
@@ -710,7 +714,32 @@ def _duration(value: str) -> timedelta:
     return timedelta(seconds=amount * units[unit])
 
 
-@app.command()
+class _CheckUnlessSubcommand(TyperGroup):
+    """`featurehub skew SERVICE ...` runs a check, `featurehub skew history SERVICE` lists the
+    recorded ones: arguments that do not start with a subcommand's name are the check's (so
+    `featurehub skew check SERVICE` works too, and checks a service named `history`)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+skew_app = typer.Typer(
+    cls=_CheckUnlessSubcommand,
+    no_args_is_help=True,
+    help=(
+        "Skew checks of a feature service.\n\n"
+        "featurehub skew SERVICE (--since 24h | --start T [--end T]) [--against DATASET]: "
+        "check what it served (the same as `featurehub skew check SERVICE ...`).\n\n"
+        "featurehub skew history SERVICE [--limit N] [--json]: the checks recorded, newest "
+        "first."
+    ),
+)
+app.add_typer(skew_app, name="skew")
+
+
+@skew_app.command("check")
 def skew(
     ctx: typer.Context,
     feature_service: str = typer.Argument(..., help="The feature service to check."),
@@ -732,9 +761,12 @@ def skew(
 ) -> None:
     """Check what a feature service served (its serving log): each logged row replayed
     through the offline join, and, with --against, its distributions against a training set.
+    The default command: `featurehub skew SERVICE ...` runs it. Every check is recorded
+    (featurehub skew history SERVICE).
 
     Exit 0 when every threshold holds (warnings pass), 1 when one is crossed, 2 when the
-    check could not run. docs/skew-checks.md has the figures and thresholds.
+    check could not run (nothing is recorded then). docs/skew-checks.md has the figures and
+    thresholds.
     """
     store = _store(ctx)
     try:
@@ -783,12 +815,9 @@ def _render_replay(report: SkewReport) -> None:
     )
     for column in ("feature", "status", "compared", "mismatches", "by cause", "stale lag p95"):
         table.add_column(column, overflow="fold")
-    features = sorted(
-        replayed.features,
-        key=lambda f: (f.passed(replayed.max_stale_rate), -f.mismatches, f.name),
-    )
+    features = sorted(replayed.features, key=lambda f: (f.passed, -f.mismatches, f.name))
     for feature in features:
-        ok = feature.passed(replayed.max_stale_rate)
+        ok = feature.passed
         causes = ", ".join(f"{cause} {count:,}" for cause, count in feature.causes.items() if count)
         lag = feature.lag
         table.add_row(
@@ -823,5 +852,56 @@ def _render_distribution(report: SkewReport) -> None:
             "" if row.ks_pvalue is None else f"{row.ks_pvalue:.3g}",
             f"{row.null_rate_training:.1%} -> {row.null_rate_served:.1%}",
             "; ".join(row.reasons),
+        )
+    console.print(table)
+
+
+@skew_app.command("history")
+def skew_history(
+    ctx: typer.Context,
+    feature_service: str = typer.Argument(..., help="The feature service."),
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most N checks."),
+    as_json: bool = typer.Option(False, "--json", help="Print the records (results too)."),
+) -> None:
+    """The skew checks recorded for a feature service, newest first: when, which window,
+    against which dataset, rows, the verdict, and the failed features with their figures.
+
+    Exit 2 for a service that is neither registered nor ever checked.
+    """
+    store = _store(ctx)
+    try:
+        checks = store.skew_checks.history(feature_service, limit)
+    except FeaturehubError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(SKEW_COULD_NOT_RUN) from None
+    if as_json:
+        print(json.dumps([check.to_dict() for check in checks], indent=2))
+        return
+    if not checks:
+        console.print(
+            f"no skew check of {escape(feature_service)} recorded yet; run one: "
+            f"featurehub skew {escape(feature_service)} --since 24h",
+            highlight=False,
+        )
+        return
+    _render_history(feature_service, checks)
+
+
+def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
+    table = Table(title=f"skew checks of {escape(feature_service)}, newest first")
+    for column in ("checked at", "window", "dataset", "rows", "passed"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("failed features", overflow="fold")
+    for check in checks:
+        failed = "\n".join(
+            f"{escape(f.feature)} ({f.check}): {escape(f.figure)}" for f in check.failed_features
+        )
+        table.add_row(
+            f"{check.checked_at:%Y-%m-%d %H:%M:%S}",
+            f"{check.window_start:%Y-%m-%d %H:%M} .. {check.window_end:%Y-%m-%d %H:%M}",
+            escape(check.dataset or ""),
+            f"{check.rows_served:,}" + (f" ({check.sample:.0%} sample)" if check.sample else ""),
+            "[green]yes[/]" if check.passed else "[red]no[/]",
+            failed,
         )
     console.print(table)

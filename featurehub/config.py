@@ -130,10 +130,14 @@ class MonitoringConfig(_Section):
     null_rate_shift_fail: float = Field(default=0.1, ge=0.0, le=1.0)
     # Fewer served values (not null) than this: "insufficient data", not a statistic.
     min_rows: int = Field(default=1_000, gt=0)
-    # Replay: floats equal within this relative tolerance; stale rows (materialization lag)
-    # pass up to this share of a feature's rows. Any value skew fails.
+    # Replay: floats equal within this relative tolerance; the mismatches of each cause pass
+    # up to max_<cause>_rate of a feature's rows: stale rows (materialization lag) up to 1 %,
+    # the others not at all (any value skew fails).
     float_tolerance: float = Field(default=1e-9, ge=0.0)
     max_stale_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    max_value_skew_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_ttl_or_status_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_unexplained_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> MonitoringConfig:

@@ -46,6 +46,7 @@ from featurehub.online.markers import lost_views
 from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.datasets import DatasetCatalog
 from featurehub.registry.runs import Run
+from featurehub.registry.skew_checks import SkewCheckLog
 from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import drifted_views, validate_repo
@@ -427,9 +428,10 @@ class FeatureStore:
     ) -> SkewReport:
         """What `feature_service` served in a window (its serving log): replayed through the
         offline join row by row and, with a saved training dataset `against`, compared in
-        distribution; thresholds from featurehub.yaml's `monitoring:` (docs/skew-checks.md).
-        The window: `since` back from now, or [start, end). `sample` keeps that share of
-        entity keys (chosen by a hash of the key: the same ones every time)."""
+        distribution; thresholds from featurehub.yaml's `monitoring:` and each feature's
+        `Field(skew=...)` (docs/skew-checks.md). The window: `since` back from now, or
+        [start, end). `sample` keeps that share of entity keys (chosen by a hash of the key:
+        the same ones every time). The result is recorded in `skew_checks`."""
         from featurehub.skew.check import check_skew, window
 
         self.get_feature_service(feature_service)  # an unknown name fails here, with hints
@@ -438,3 +440,9 @@ class FeatureStore:
         return check_skew(
             self, feature_service, dataset, begin, finish, self.config.monitoring, sample
         )
+
+    @property
+    def skew_checks(self) -> SkewCheckLog:
+        """Recorded skew checks: `history(service, limit)`, newest first, and `latest(service)`
+        (docs/skew-checks.md, "History")."""
+        return SkewCheckLog(self.registry.engine, self.project)

@@ -11,15 +11,22 @@ from featurehub.definitions.entity import Entity
 from featurehub.definitions.names import check_name
 from featurehub.definitions.source import DataSource
 from featurehub.errors import DefinitionError, did_you_mean
+from featurehub.skew.thresholds import checked_thresholds
 
 
 @dataclass(frozen=True)
 class Field:
-    """A named, typed column: a feature of a view."""
+    """A named, typed column: a feature of a view.
+
+    `skew` overrides, for this feature, thresholds of featurehub.yaml's `monitoring:`
+    section by the same keys (`{"psi_fail": 0.1, "max_value_skew_rate": 0.001}`): a noisy
+    feature may be allowed more, a critical one less, without changing every other feature.
+    """
 
     name: str
     dtype: types.ValueType
     description: str = ""
+    skew: dict[str, float | int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name("field", self.name)
@@ -28,13 +35,29 @@ class Field:
                 f"field {self.name!r}: dtype must be a featurehub type such as "
                 f"featurehub.types.Float64, not {self.dtype!r}"
             )
+        object.__setattr__(self, "skew", checked_thresholds(f"field {self.name!r}", self.skew))
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.dtype, self.description, tuple(self.skew.items())))
 
     def to_spec(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype.name, "description": self.description}
+        spec: dict[str, Any] = {
+            "name": self.name,
+            "dtype": self.dtype.name,
+            "description": self.description,
+        }
+        if self.skew:  # only when set: older registries have no such key
+            spec["skew"] = dict(self.skew)
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Field:
-        return cls(spec["name"], types.from_name(spec["dtype"]), spec.get("description", ""))
+        return cls(
+            spec["name"],
+            types.from_name(spec["dtype"]),
+            spec.get("description", ""),
+            dict(spec.get("skew") or {}),
+        )
 
 
 def check_schedule(owner: str, schedule: str | None) -> None:

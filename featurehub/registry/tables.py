@@ -146,7 +146,8 @@ skew_checks = sa.Table(
     sa.Column("sample", sa.Float, nullable=True),
     sa.Column("passed", sa.Boolean, nullable=False),
     sa.Column("rows_served", sa.BigInteger, nullable=False),
-    # JSON: ["feature", ...] whose thresholds were crossed, by replay or distribution.
+    # JSON: [{"feature": "view:feature", "check": "replay" or "distribution", "figure": why}]
+    # for each feature whose thresholds were crossed (featurehub/registry/skew_checks.py).
     sa.Column("failed_features", sa.Text, nullable=False),
     # JSON: the whole SkewReport.to_dict() (docs/skew-checks.md).
     sa.Column("result", sa.Text, nullable=False),

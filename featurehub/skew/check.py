@@ -1,11 +1,13 @@
 """`store.check_skew(...)` and `featurehub skew`: the two checks of one feature service over
 one window, in one report: the replay of its logged rows through the offline join (row level,
 `featurehub.skew.replay`) and, given a saved training dataset, the distribution check
-(`featurehub.skew.distribution_check`)."""
+(`featurehub.skew.distribution_check`). Each feature is judged by featurehub.yaml's
+`monitoring:` with its `Field(skew=...)` over it; every report is recorded in the registry
+(`featurehub.registry.skew_checks`), for `featurehub skew history`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +16,14 @@ import pandas as pd
 
 from featurehub.config import MonitoringConfig
 from featurehub.datasets.dataset import Dataset
+from featurehub.registry.skew_checks import FailedFeature
 from featurehub.skew.distribution_check import (
     DistributionResult,
     SkewCheckError,
     check_distribution,
 )
 from featurehub.skew.replay_result import ReplayResult
+from featurehub.skew.thresholds import judged_by
 from featurehub.types import as_utc
 
 if TYPE_CHECKING:
@@ -33,6 +37,8 @@ class SkewReport:
     end: datetime
     replay: ReplayResult
     distribution: DistributionResult | None  # None without a training dataset to compare
+    # dataset column -> the view:feature it holds (the distribution's features are columns)
+    columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -66,6 +72,25 @@ class SkewReport:
         from featurehub.skew.report import inline_html
 
         return inline_html(self)
+
+    def failed_features(self) -> tuple[FailedFeature, ...]:
+        """Each feature that crossed a threshold, per check, with the figures that did."""
+        failed = [
+            FailedFeature(feature.name, "replay", "; ".join(feature.failures()))
+            for feature in self.replay.features
+            if not feature.passed
+        ]
+        if self.distribution is not None:
+            failed += [
+                FailedFeature(
+                    self.columns.get(drift.feature, drift.feature),
+                    "distribution",
+                    "; ".join(drift.reasons),
+                )
+                for drift in self.distribution.ranked()
+                if drift.status == "fail"
+            ]
+        return tuple(failed)
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per feature: the replay's figures and, when it ran, the distribution's."""
@@ -104,27 +129,59 @@ def check_skew(
     monitoring: MonitoringConfig,
     sample: float | None = None,
 ) -> SkewReport:
+    """Both checks, recorded in the registry once they ran (a check that raised records
+    nothing)."""
     from featurehub.skew.replay import replay
 
-    replayed = replay(
-        store,
-        feature_service,
-        start,
-        end,
-        sample=sample,
-        float_tolerance=monitoring.float_tolerance,
-        max_stale_rate=monitoring.max_stale_rate,
-    )
-    distribution = (
-        None
-        if dataset is None
-        else check_distribution(
+    replayed = replay(store, feature_service, start, end, sample=sample, monitoring=monitoring)
+    distribution = None
+    columns = {} if dataset is None else dataset_columns(dataset)
+    if dataset is not None:
+        distribution = check_distribution(
             store.config.serving_log_root,
             feature_service,
             dataset,
             start,
             end,
             monitoring,
+            per_feature=column_thresholds(store, columns, monitoring),
         )
+    report = SkewReport(feature_service, start, end, replayed, distribution, columns)
+    store.skew_checks.record(
+        feature_service=feature_service,
+        window_start=start,
+        window_end=end,
+        dataset=None if dataset is None else dataset.name,
+        sample=sample,
+        passed=report.passed,
+        rows_served=replayed.rows,
+        failed_features=report.failed_features(),
+        result=report.to_dict(),
     )
-    return SkewReport(feature_service, start, end, replayed, distribution)
+    return report
+
+
+def dataset_columns(dataset: Dataset) -> dict[str, str]:
+    """Each column of the dataset's features (its name, or `view__name` when the join used
+    full feature names) -> the `view:feature` it holds."""
+    columns = {}
+    for ref in dataset.features:
+        view, _, feature = ref.partition(":")
+        columns[f"{view}__{feature}"] = ref
+        columns.setdefault(feature, ref)
+    return columns
+
+
+def column_thresholds(
+    store: FeatureStore, columns: dict[str, str], monitoring: MonitoringConfig
+) -> dict[str, MonitoringConfig]:
+    """By dataset column: `monitoring` with the `Field(skew=...)` of the feature it holds, as
+    its view defines it now (a view gone since: `monitoring` alone)."""
+    views = {view.name: view for view in store.list_feature_views()}
+    judged = {}
+    for column, ref in columns.items():
+        view_name, _, feature = ref.partition(":")
+        view = views.get(view_name)
+        own = next((f.skew for f in view.schema if f.name == feature), {}) if view else {}
+        judged[column] = judged_by(monitoring, own)
+    return judged

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from scipy.spatial.distance import jensenshannon
 
 from featurehub.config import MonitoringConfig as DriftThresholds  # featurehub.yaml's monitoring:
 from featurehub.datasets.profile import FeatureProfile
+from featurehub.skew.thresholds import DRIFT_KEYS, of_keys
 
 EMPTY_SHARE = 0.0001  # an empty bin's share, on either side (Evidently's PSI smoothing)
 OTHER = "__other__"  # the bucket of categories outside the training profile's top ones
@@ -66,7 +67,8 @@ class CategoryShares:
 @dataclass(frozen=True)
 class FeatureDrift:
     """One feature's distribution check. `status`: pass, warn, fail or insufficient_data;
-    `reasons` say which figure crossed which threshold, or why none was computed."""
+    `reasons` say which figure crossed which threshold, or why none was computed;
+    `thresholds` are the ones it was judged by (`monitoring:` and its `Field(skew=...)`)."""
 
     feature: str
     kind: str  # "number" or "category"
@@ -86,6 +88,7 @@ class FeatureDrift:
     unseen_share: float | None = None
     bins: BinShares | None = None  # numbers, with a training value
     category_shares: CategoryShares | None = None  # categories, with a training value
+    thresholds: dict[str, float | int] = field(default_factory=dict)
 
     @property
     def null_rate_shift(self) -> float:
@@ -267,6 +270,7 @@ def _base(
         served_rows=served_rows,
         null_rate_training=profile.null_rate,
         null_rate_served=null_served,
+        thresholds=of_keys(thresholds, DRIFT_KEYS[kind]),
     )
 
 

@@ -10,6 +10,7 @@ the statistics that need values (KS, Wasserstein). The statistics and their defa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -77,8 +78,11 @@ def check_distribution(
     start: datetime,
     end: datetime,
     thresholds: DriftThresholds = DriftThresholds(),
+    per_feature: Mapping[str, DriftThresholds] | None = None,
 ) -> DistributionResult:
-    """Served values of `feature_service` with served_at in [start, end) against `dataset`."""
+    """Served values of `feature_service` with served_at in [start, end) against `dataset`,
+    each feature (a column of the dataset) judged by its `per_feature` thresholds if given,
+    by `thresholds` (featurehub.yaml's `monitoring:`) otherwise."""
     start, end = as_utc(start), as_utc(end)
     profiles = dataset.profile
     names = [name for name in profiles if profiles[name].kind in ("number", "category")]
@@ -108,7 +112,7 @@ def check_distribution(
             served.column(name).to_pylist()
             if profiles[name].kind == "category"
             else served.column(name).to_numpy(zero_copy_only=False),
-            thresholds,
+            (per_feature or {}).get(name, thresholds),
         )
         for name in names
     ]

@@ -20,7 +20,7 @@ DuckDB compares the two sides per feature and counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 
 from featurehub import types
+from featurehub.config import MonitoringConfig
 from featurehub.errors import FeaturehubError
 from featurehub.offline.base import EVENT_TIMESTAMP
 from featurehub.offline.pit import ViewQuery, point_in_time_join
@@ -56,15 +57,11 @@ from featurehub.skew.served_rows import (
     served_value,
     view_numbers,
 )
+from featurehub.skew.thresholds import judged_by
 from featurehub.types import ValueType
 
 if TYPE_CHECKING:
     from featurehub.feature_store import FeatureStore
-
-MAX_STALE_RATE = 0.01
-"""Default share of a feature's rows that may be stale: a healthy hourly materialization of
-continuously arriving data serves a few keys an hour late, a stopped one soon makes most rows
-stale. Value skew, status disagreements and unexplained mismatches are allowed none."""
 
 EXAMPLES = 5
 """Mismatching rows shown per feature, the first by (served_at, request_id, row)."""
@@ -94,16 +91,17 @@ def replay(
     end: datetime,
     *,
     sample: float | None = None,
-    float_tolerance: float = 1e-9,
-    max_stale_rate: float = MAX_STALE_RATE,
+    monitoring: MonitoringConfig = MonitoringConfig(),
     examples: int = EXAMPLES,
 ) -> ReplayResult:
     """Replay the rows `feature_service` served with served_at in [start, end) (naive times are
     UTC) through the offline join at their served_at and compare value by value.
 
     `sample` (0 < sample <= 1) keeps that share of entity keys, chosen by a hash of the key so
-    the same keys are kept in every run. Floats match within a relative `float_tolerance`;
-    other types match exactly. Raises ReplayError when the window holds no logged row.
+    the same keys are kept in every run. Each feature is judged by `monitoring` (featurehub.yaml's
+    `monitoring:`) with its `Field(skew=...)` over it: floats match within a relative
+    `float_tolerance`, other types exactly; the mismatches of each cause may be up to
+    `max_<cause>_rate` of its rows. Raises ReplayError when the window holds no logged row.
     """
     start, end = _window(start, end)
     service = store.get_feature_service(feature_service)
@@ -111,6 +109,7 @@ def replay(
     views: list[ViewQuery] = []
     features: list[ServedFeature] = []
     key_types: dict[str, ValueType] = {}
+    thresholds: dict[str, MonitoringConfig] = {}
     for projection in projections:
         view = projection.view
         relation = store.offline_store.relation(view)
@@ -120,8 +119,10 @@ def replay(
                 f"materialize it first: featurehub materialize START END --views {view.name}"
             )
         views.append(ViewQuery.of(projection, relation))
-        dtypes = {field.name: field.dtype for field in view.schema}
-        features += [ServedFeature(view.name, f, dtypes[f]) for f in projection.features]
+        fields = {field.name: field for field in view.schema}
+        features += [ServedFeature(view.name, f, fields[f].dtype) for f in projection.features]
+        for name in projection.features:
+            thresholds[f"{view.name}:{name}"] = judged_by(monitoring, fields[name].skew)
         for entity in view.entities:
             for key in entity.join_keys:
                 key_types.setdefault(key, entity.key_types.get(key, types.Int64))
@@ -142,8 +143,8 @@ def replay(
             start,
             end,
             sample=sample,
-            float_tolerance=float_tolerance,
-            max_stale_rate=max_stale_rate,
+            monitoring=monitoring,
+            per_feature=thresholds,
             examples=examples,
         )
     finally:
@@ -161,17 +162,20 @@ def replay_log(
     end: datetime,
     *,
     sample: float | None = None,
-    float_tolerance: float = 1e-9,
-    max_stale_rate: float = MAX_STALE_RATE,
+    monitoring: MonitoringConfig = MonitoringConfig(),
+    per_feature: Mapping[str, MonitoringConfig] | None = None,
     examples: int = EXAMPLES,
 ) -> ReplayResult:
     """`replay` on given log files and view queries (as `get_historical_features` builds
-    them): the whole computation, without a FeatureStore."""
+    them): the whole computation, without a FeatureStore. `per_feature` thresholds judge the
+    features they name (`view:feature`); the others are judged by `monitoring`."""
     start, end = _window(start, end)
     if sample is not None and not 0 < sample <= 1:
         raise ReplayError(f"sample must be a fraction in (0, 1], not {sample}; e.g. 0.1")
-    if not float_tolerance >= 0:
-        raise ReplayError(f"float_tolerance must be 0 or more, not {float_tolerance}")
+    judged = [
+        (per_feature or {}).get(f"{feature.view}:{feature.feature}", monitoring)
+        for feature in features
+    ]
     served = read_served_rows(con, files, key_types, features, start, end, sample)
     if served.num_rows == 0:
         where = "no row in the window" if sample is None else f"no row kept by sample={sample}"
@@ -185,9 +189,7 @@ def replay_log(
     buckets = Buckets.of(start, end)
     try:
         results = tuple(
-            _compare(
-                con, name, i, view, feature, list(key_types), float_tolerance, examples, buckets
-            )
+            _compare(con, name, i, view, feature, list(key_types), judged[i], examples, buckets)
             for i, (view, feature) in enumerate(zip(view_numbers(features), features, strict=True))
         )
     finally:
@@ -197,8 +199,8 @@ def replay_log(
         start=start,
         end=end,
         sample=sample,
-        float_tolerance=float_tolerance,
-        max_stale_rate=max_stale_rate,
+        float_tolerance=monitoring.float_tolerance,
+        max_stale_rate=monitoring.max_stale_rate,
         rows=served.num_rows,
         features=results,
     )
@@ -230,7 +232,7 @@ def _compare(
     view: int,
     feature: ServedFeature,
     keys: list[str],
-    tolerance: float,
+    thresholds: MonitoringConfig,
     examples: int,
     buckets: Buckets,
 ) -> FeatureReplay:
@@ -238,6 +240,7 @@ def _compare(
     and of its view (number `view`), and the offline ones, counted per time bucket in one
     pass (a GROUP BY of at most 60 buckets: the timeline), the totals summed from those."""
     kind = feature.value_type.name
+    tolerance = thresholds.float_tolerance
     offline = _q(f"{feature.view}__{feature.feature}")
     if kind == "Bytes":
         offline = f"to_base64({offline})"  # the log holds bytes as base64
@@ -331,6 +334,7 @@ def _compare(
         examples=tuple(_example(row, len(keys), keys) for row in shown),
         timeline=timeline,
         lag_histogram=lag_histogram(lags),
+        thresholds=thresholds,
     )
 
 

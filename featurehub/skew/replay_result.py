@@ -14,7 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from featurehub.config import MonitoringConfig
 from featurehub.skew.histograms import LagHistogram, Timeline
+from featurehub.skew.thresholds import REPLAY_KEYS, of_keys
 
 STALE = "stale"
 VALUE_SKEW = "value_skew"
@@ -22,9 +24,6 @@ TTL_OR_STATUS = "ttl_or_status"
 UNEXPLAINED = "unexplained"
 CAUSES = (STALE, VALUE_SKEW, TTL_OR_STATUS, UNEXPLAINED)
 """Every cause a mismatch can have; `causes` of a feature always holds all four."""
-
-FAILING_CAUSES = (VALUE_SKEW, TTL_OR_STATUS, UNEXPLAINED)
-"""Causes of which a single mismatch fails the replay; stale rows fail above a rate."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,8 @@ class FeatureReplay:
 
     A row is a match, a value mismatch (both sides have a row, the values differ), served
     missing (online answered not_found or expired, the join found a row) or offline missing
-    (the reverse). Every mismatch of the three kinds has one cause in `causes`.
+    (the reverse). Every mismatch of the three kinds has one cause in `causes`. `thresholds`
+    are what the feature is judged by: `monitoring:` with the feature's `Field(skew=...)`.
     """
 
     view: str
@@ -97,6 +97,7 @@ class FeatureReplay:
     examples: tuple[MismatchExample, ...] = field(default=())
     timeline: Timeline | None = None  # rows and mismatches by cause per time bucket
     lag_histogram: LagHistogram | None = None  # None without a stale mismatch
+    thresholds: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     @property
     def name(self) -> str:
@@ -114,18 +115,32 @@ class FeatureReplay:
     def stale_rate(self) -> float:
         return self.rate(self.causes[STALE])
 
-    def passed(self, max_stale_rate: float) -> bool:
-        """No mismatch of a failing cause, and stale rows at most `max_stale_rate`."""
-        failing = any(self.causes[cause] for cause in FAILING_CAUSES)
-        return not failing and self.stale_rate <= max_stale_rate
+    def failures(self) -> tuple[str, ...]:
+        """Each cause whose mismatches are above its share of the rows compared allowed by
+        `max_<cause>_rate` (by default: stale rows up to 1 %, the other causes none)."""
+        found = []
+        for cause in CAUSES:
+            count, allowed = self.causes[cause], getattr(self.thresholds, f"max_{cause}_rate")
+            if self.rate(count) > allowed:
+                found.append(
+                    f"{cause} {count:,} of {self.rows_compared:,} rows "
+                    f"({self.rate(count):.2%}) > max_{cause}_rate {allowed:g}"
+                )
+        return tuple(found)
 
-    def to_dict(self, max_stale_rate: float) -> dict[str, Any]:
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "view": self.view,
             "feature": self.feature,
             "value_type": self.value_type,
-            "passed": self.passed(max_stale_rate),
+            "passed": self.passed,
+            "failures": list(self.failures()),
+            "thresholds": of_keys(self.thresholds, REPLAY_KEYS),
             "rows_compared": self.rows_compared,
             "mismatches": self.mismatches,
             "value_mismatches": self.value_mismatches,
@@ -153,16 +168,17 @@ class ReplayResult:
     start: datetime
     end: datetime
     sample: float | None
-    float_tolerance: float
+    float_tolerance: float  # the `monitoring:` defaults; each feature has its `thresholds`
     max_stale_rate: float
     rows: int  # logged rows replayed (after sampling)
     features: tuple[FeatureReplay, ...]
 
     @property
     def passed(self) -> bool:
-        """True when every feature passed: no value skew, status disagreement or unexplained
-        mismatch, and stale rows within `max_stale_rate`."""
-        return all(feature.passed(self.max_stale_rate) for feature in self.features)
+        """True when every feature passed: the mismatches of each cause within the share of
+        its rows allowed to them (by default: no value skew, status disagreement or
+        unexplained mismatch, and stale rows within `max_stale_rate`)."""
+        return all(feature.passed for feature in self.features)
 
     def feature(self, name: str) -> FeatureReplay:
         """A feature's figures by `view:feature` or by feature name."""
@@ -182,7 +198,7 @@ class ReplayResult:
             "max_stale_rate": self.max_stale_rate,
             "rows": self.rows,
             "passed": self.passed,
-            "features": [feature.to_dict(self.max_stale_rate) for feature in self.features],
+            "features": [feature.to_dict() for feature in self.features],
         }
 
     def to_pandas(self) -> pd.DataFrame:
@@ -200,7 +216,7 @@ class ReplayResult:
         return pd.DataFrame(rows)
 
 
-_NESTED = ("causes", "lag", "examples", "timeline", "lag_histogram")
+_NESTED = ("causes", "lag", "examples", "failures", "thresholds", "timeline", "lag_histogram")
 
 
 def _json(value: Any) -> Any:

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from featurehub.errors import FeaturehubError
 from featurehub.skew.distribution import FeatureDrift
-from featurehub.skew.replay_result import CAUSES, FAILING_CAUSES, STALE, FeatureReplay
+from featurehub.skew.replay_result import CAUSES, STALE, FeatureReplay
 from featurehub.skew.report_charts import (
     CAUSE_LABELS,
     distribution_figure,
@@ -121,32 +121,27 @@ def feature_sections(report: SkewReport) -> list[FeatureSection]:
         drift = matching[0] if matching else None
         if drift is not None:
             drifts.remove(drift)
-        sections.append(_section(feature.name, feature, drift, report.replay.max_stale_rate))
-    sections += [_section(d.feature, None, d, report.replay.max_stale_rate) for d in drifts]
+        sections.append(_section(feature.name, feature, drift))
+    sections += [_section(d.feature, None, d) for d in drifts]
     return sorted(sections, key=lambda s: (STATUS_ORDER[s.status], s.name))
 
 
-def replay_reasons(feature: FeatureReplay, max_stale_rate: float) -> list[str]:
-    """Why the replay failed the feature (or, for stale rows within the allowance, what it
-    let pass), in words."""
-    reasons = [
-        f"{feature.causes[cause]:,} {CAUSE_LABELS[cause]} mismatches "
-        f"({feature.rate(feature.causes[cause]):.2%} of rows); none are allowed"
-        for cause in FAILING_CAUSES
-        if feature.causes[cause]
-    ]
+def replay_reasons(feature: FeatureReplay) -> list[str]:
+    """Why the replay failed the feature (the thresholds it crossed, its own or the
+    `monitoring:` ones) and, for stale rows within the allowance, what it let pass."""
+    reasons = list(feature.failures())
     stale = feature.causes[STALE]
-    if stale:
-        verdict = "above" if feature.stale_rate > max_stale_rate else "within"
+    allowed = feature.thresholds.max_stale_rate
+    if stale and feature.stale_rate <= allowed:
         reasons.append(
-            f"{stale:,} stale rows ({feature.stale_rate:.2%}), {verdict} the "
-            f"{max_stale_rate:.2%} allowed (monitoring.max_stale_rate)"
+            f"{stale:,} stale rows ({feature.stale_rate:.2%}), within the "
+            f"{allowed:.2%} allowed (max_stale_rate)"
         )
     return reasons
 
 
 def _section(
-    name: str, feature: FeatureReplay | None, drift: FeatureDrift | None, max_stale_rate: float
+    name: str, feature: FeatureReplay | None, drift: FeatureDrift | None
 ) -> FeatureSection:
     statuses = []
     reasons: list[str] = []
@@ -161,8 +156,8 @@ def _section(
         else:
             charts.append(figure)
     if feature is not None:
-        statuses.append("pass" if feature.passed(max_stale_rate) else "fail")
-        reasons += [f"replay: {reason}" for reason in replay_reasons(feature, max_stale_rate)]
+        statuses.append("pass" if feature.passed else "fail")
+        reasons += [f"replay: {reason}" for reason in replay_reasons(feature)]
         if feature.timeline is not None:
             charts.append(timeline_figure(feature.timeline))
         if feature.lag_histogram is not None:

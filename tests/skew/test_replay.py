@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featurehub import FeatureStore, types
-from featurehub.config import RepoConfig, ServerConfig
+from featurehub.config import MonitoringConfig, RepoConfig, ServerConfig
 from featurehub.errors import FeaturehubError
 from featurehub.monitoring import SCHEMA
 from featurehub.offline.base import offline_schema
@@ -137,7 +137,7 @@ def test_materialization_stopped_is_stale(tmp_path: Path) -> None:
         assert example.served_event_timestamp == NOW - timedelta(hours=3)
     assert result.feature("conv_rate").examples[0].offline_value == 0.125
     assert result.feature("conv_rate").examples[0].served_value == 0.5
-    assert replay_of(config, max_stale_rate=0.25).passed
+    assert replay_of(config, monitoring=MonitoringConfig(max_stale_rate=0.25)).passed
 
 
 def test_an_online_value_written_differently_is_value_skew(tmp_path: Path) -> None:
@@ -441,7 +441,7 @@ def run_replay(
             start,
             end,
             sample=sample,
-            float_tolerance=TOLERANCE,
+            monitoring=MonitoringConfig(float_tolerance=TOLERANCE, max_stale_rate=1.0),
             examples=100,
         )
     finally:
@@ -497,7 +497,7 @@ def test_replay_equals_a_brute_force_comparison(
         feature_passed = not any(
             figures["causes"][c] for c in (VALUE_SKEW, TTL_OR_STATUS, UNEXPLAINED)
         )
-        assert found.passed(1.0) == feature_passed
+        assert found.passed == feature_passed  # stale rows allowed: max_stale_rate 1
     json.dumps(result.to_dict())  # JSON-ready
 
 
