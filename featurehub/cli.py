@@ -889,9 +889,12 @@ def skew_history(
 
 def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
     table = Table(title=f"skew checks of {escape(feature_service)}, newest first")
-    for column in ("checked at", "window", "dataset", "rows", "passed"):
+    for column in ("checked at", "window"):
+        table.add_column(column)
+    table.add_column("dataset", overflow="fold")
+    for column in ("rows", "passed"):
         table.add_column(column, no_wrap=True)
-    table.add_column("failed features", overflow="fold")
+    table.add_column("failed features", overflow="fold", min_width=30)
     for check in checks:
         failed = "\n".join(
             f"{escape(f.feature)} ({f.check}): {escape(f.figure)}" for f in check.failed_features
