@@ -826,3 +826,7 @@ def _render_distribution(report: SkewReport) -> None:
             "; ".join(row.reasons),
         )
     console.print(table)
+
+
+if __name__ == "__main__":  # `python -m featurehub.cli`, as `python -m featurehub`
+    app()

@@ -99,17 +99,16 @@ def repo(trained: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "repo"))
 
 
-def serve_over_http(repo: Path) -> tuple[datetime, datetime]:
+def serve_over_http(repo: Path, full_feature_names: bool = False) -> tuple[datetime, datetime]:
     """Every driver once, in requests of 100 rows, through the server; returns the window
     that holds what it logged (a graceful stop commits the log)."""
     began = datetime.now(timezone.utc)
     process = start(repo, port := free_port())
     try:
         for first in range(0, DRIVERS, 100):
-            body = {
-                "feature_service": SERVICE,
-                "entities": {"driver_id": [*range(first, first + 100)]},
-            }
+            keys = {"driver_id": [*range(first, first + 100)]}
+            body = {"feature_service": SERVICE, "entities": keys}
+            body["full_feature_names"] = full_feature_names
             answer = httpx.post(f"http://127.0.0.1:{port}/v1/features", json=body, timeout=30)
             assert answer.status_code == 200, answer.text
     finally:
@@ -124,12 +123,14 @@ def skew(repo: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def check(repo: Path, window: tuple[datetime, datetime]) -> tuple[int, dict[str, Any]]:
-    """The whole check of what was served in `window`, against the training set, as JSON."""
+def check(
+    repo: Path, window: tuple[datetime, datetime], against: str = DATASET
+) -> tuple[int, dict[str, Any]]:
+    """The whole check of what was served in `window`, against a training set, as JSON."""
     began, ended = window
     code, out, err = skew(
         repo, SERVICE, "--start", began.isoformat(), "--end", ended.isoformat(),
-        "--against", DATASET, "--json",
+        "--against", against, "--json",
     )  # fmt: skip
     assert code in (0, 1), err
     return code, json.loads(out)
@@ -177,6 +178,24 @@ def test_a_healthy_system_passes(trained: Path, repo: Path) -> None:
         assert drift["status"] == "pass", (name, drift["reasons"])
         assert drift["null_rate_served"] == 0.0
     assert compared(report)["conv_rate"]["psi"] == pytest.approx(0.0, abs=1e-9)  # same values
+
+
+def test_features_served_by_their_full_names_are_checked_too(repo: Path) -> None:
+    """A service asking for `driver_stats__conv_rate`: the log holds the full names, one
+    training set the short ones, another the full ones."""
+    with FeatureStore(repo) as store:
+        entities = pd.DataFrame({"driver_id": range(DRIVERS), "event_timestamp": NOW})
+        job = store.get_historical_features(entities, SERVICE, full_feature_names=True)
+        job.save("dispatch_full_names")
+    window = serve_over_http(repo, full_feature_names=True)
+    for against in (DATASET, "dispatch_full_names"):
+        code, report = check(repo, window, against)
+        assert code == 0, report
+        assert all(f["mismatches"] == 0 for f in replayed(report).values())
+        drifts = compared(report)
+        for name, drift in drifts.items():
+            assert drift["status"] == "pass" and drift["null_rate_served"] == 0.0, (name, drift)
+        assert len(drifts) == len(FEATURES)
 
 
 def test_materialization_stopped_is_stale(repo: Path) -> None:
