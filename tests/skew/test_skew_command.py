@@ -339,6 +339,23 @@ def test_could_not_run_exits_2_and_says_what_to_do(
     assert err.startswith("error: ") and message in " ".join(err.split()), err
 
 
+def test_a_training_set_of_other_features_exits_2(repo: Path) -> None:
+    """A dataset with a feature the service does not serve is not its model's training set:
+    every value of that feature would read as null, a false alarm."""
+    with FeatureStore(repo) as store:
+        entities = pd.DataFrame({"driver_id": range(10), "event_timestamp": NOW})
+        features = ["driver_stats:conv_rate", "driver_stats:trips_today"]
+        store.get_historical_features(entities, features).save("two_features")
+    services = (repo / "defs.py").read_text() + 'small = FeatureService(name="small", '
+    (repo / "defs.py").write_text(services + 'features=[stats[["conv_rate"]]])\n')
+    assert CliRunner().invoke(app, ["-r", str(repo), "apply"]).exit_code == 0
+    code, out, err = skew(repo, "small", "--since", "1h", "--against", "two_features")
+    assert code == 2 and out == "", (out, err)
+    said = " ".join(err.split())
+    assert "dataset 'two_features' holds driver_stats:trips_today" in said, said
+    assert "feature service 'small' does not serve" in said
+
+
 def test_a_folder_that_is_no_repo_exits_2(tmp_path: Path) -> None:
     code, out, err = skew(tmp_path, SERVICE, "--since", "1h")
     assert code == 2 and out == "" and err.startswith("error: ") and "featurehub.yaml" in err
