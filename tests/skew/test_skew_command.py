@@ -166,7 +166,7 @@ def write_online(repo: Path, change: Callable[[pa.Table], pa.Table]) -> None:
         store.online_store.write(view, rows.select(offline_schema(view).names))
 
 
-def test_a_healthy_system_passes(trained: Path, repo: Path) -> None:
+def test_a_healthy_system_passes(repo: Path) -> None:
     code, report = check(repo, serve_over_http(repo))
     assert code == 0 and report["passed"] is True
     assert report["replay"]["rows"] == DRIVERS
