@@ -254,12 +254,26 @@ def _describe_value(key: str, value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _parse_time(value: str, name: str) -> datetime:
+class OptionError(FeaturehubError):
+    """A command-line value is malformed (a time, a duration)."""
+
+
+def _iso_time(value: str, name: str) -> datetime:
+    """An ISO 8601 time; naive times are UTC."""
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{name} {value!r} is not an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T12:00")
+        raise OptionError(
+            f"{name} {value!r} is not an ISO 8601 time, e.g. 2026-01-31 or 2026-01-31T12:00"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _parse_time(value: str, name: str) -> datetime:
+    try:
+        return _iso_time(value, name)
+    except OptionError as exc:
+        _fail(str(exc))
 
 
 ENGINE_OPTION = typer.Option(None, "--engine", "-e", help="local or spark (default: config).")
@@ -710,7 +724,7 @@ def _duration(value: str) -> timedelta:
     except ValueError:
         amount = -1.0
     if unit not in units or amount <= 0:
-        _fail(f"--since {value!r} is not a duration; write e.g. 90s, 30m, 24h or 7d")
+        raise OptionError(f"--since {value!r} is not a duration; write e.g. 90s, 30m, 24h or 7d")
     return timedelta(seconds=amount * units[unit])
 
 
@@ -768,17 +782,16 @@ def skew(
     check could not run (nothing is recorded then). docs/skew-checks.md has the figures and
     thresholds.
     """
-    store = _store(ctx)
-    try:
+    try:  # anything that stops the check exits 2: exit 1 says a threshold was crossed
         if html is not None:
             from featurehub.skew.report import report_path
 
             report_path(html)  # before the check: a bad path fails at once
-        report = store.check_skew(
+        report = FeatureStore(ctx.obj["repo"]).check_skew(
             feature_service,
             against=against,
-            start=_parse_time(start, "--start") if start else None,
-            end=_parse_time(end, "--end") if end else None,
+            start=_iso_time(start, "--start") if start else None,
+            end=_iso_time(end, "--end") if end else None,
             since=_duration(since) if since else None,
             sample=sample,
         )
@@ -908,3 +921,7 @@ def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
             failed,
         )
     console.print(table)
+
+
+if __name__ == "__main__":  # `python -m featurehub.cli`, as `python -m featurehub`
+    app()

@@ -133,6 +133,8 @@ def check_skew(
     nothing)."""
     from featurehub.skew.replay import replay
 
+    if dataset is not None:
+        _check_served(store, feature_service, dataset)
     replayed = replay(store, feature_service, start, end, sample=sample, monitoring=monitoring)
     distribution = None
     columns = {} if dataset is None else dataset_columns(dataset)
@@ -185,3 +187,20 @@ def column_thresholds(
         own = next((f.skew for f in view.schema if f.name == feature), {}) if view else {}
         judged[column] = judged_by(monitoring, own)
     return judged
+
+
+def _check_served(store: FeatureStore, feature_service: str, dataset: Dataset) -> None:
+    """A training set must hold only features the service serves: any other would read as
+    null in every served row, a false alarm on its null rate."""
+    served = {
+        f"{projection.view.name}:{feature}"
+        for projection in store.catalog().resolve(store.get_feature_service(feature_service))
+        for feature in projection.features
+    }
+    others = [feature for feature in dataset.features if feature not in served]
+    if others:
+        raise SkewCheckError(
+            f"dataset {dataset.name!r} holds {', '.join(others)}, which feature service "
+            f"{feature_service!r} does not serve: compare against the training set of a model "
+            "that uses this service (featurehub datasets list shows each dataset's service)"
+        )

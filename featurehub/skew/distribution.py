@@ -137,8 +137,7 @@ def numeric_drift(
     """Served numbers against the training profile and values (nulls, NaN count missing)."""
     values = _numbers(served)
     present = values[~np.isnan(values)]
-    null_served = 1 - present.size / values.size if values.size else 0.0
-    base = _base(profile, "number", values.size, null_served, thresholds)
+    base = _base(profile, "number", values.size, values.size - present.size, thresholds)
     if profile.count == profile.missing:
         return _insufficient(base, profile, present.size, thresholds)
     served_counts = bin_counts(profile, present)
@@ -160,7 +159,9 @@ def numeric_drift(
     trained = trained[np.isfinite(trained)]
     finite = present[np.isfinite(present)]
     ks = stats.ks_2samp(trained, finite) if trained.size and finite.size else None
-    spread = profile.std or 0.0
+    # no spread when every training value is the same: numpy's std of [0.1] * 3 is 1.4e-17
+    constant = profile.quantiles.get("0") == profile.quantiles.get("100")
+    spread = 0.0 if constant else profile.std or 0.0
     wasserstein = (
         float(stats.wasserstein_distance(trained, finite)) / spread
         if spread > 0 and trained.size and finite.size
@@ -185,8 +186,7 @@ def categorical_drift(
 ) -> FeatureDrift:
     """Served categories (None is missing) against the training profile's frequencies."""
     present = [value for value in served if value is not None]
-    null_served = 1 - len(present) / len(served) if len(served) else 0.0
-    base = _base(profile, "category", len(served), null_served, thresholds)
+    base = _base(profile, "category", len(served), len(served) - len(present), thresholds)
     if profile.count == profile.missing:
         return _insufficient(base, profile, len(present), thresholds)
     known = dict(profile.categories)
@@ -249,10 +249,11 @@ def _base(
     profile: FeatureProfile,
     kind: str,
     served_rows: int,
-    null_served: float,
+    served_missing: int,
     thresholds: DriftThresholds,
 ) -> FeatureDrift:
-    shift = null_served - profile.null_rate
+    null_served = served_missing / served_rows if served_rows else 0.0
+    shift = _exact_shift(served_missing, served_rows, profile.missing, profile.count)
     reasons = (
         (
             f"null rate {null_served:.1%} served against {profile.null_rate:.1%} in training "
@@ -272,6 +273,17 @@ def _base(
         null_rate_served=null_served,
         thresholds=of_keys(thresholds, DRIFT_KEYS[kind]),
     )
+
+
+def _exact_shift(served_missing: int, served: int, trained_missing: int, trained: int) -> float:
+    """served_missing / served - trained_missing / trained, rounded once: the difference of
+    two rounded rates can fall just short of a threshold it meets (0.9 - 1.0 is
+    -0.09999999999999998), so a shift of exactly 10 % would pass a 10 % threshold."""
+    if not served or not trained:
+        return (served_missing / served if served else 0.0) - (
+            trained_missing / trained if trained else 0.0
+        )
+    return (served_missing * trained - trained_missing * served) / (served * trained)
 
 
 def _insufficient(

@@ -2,9 +2,10 @@
 log, whatever wrote it) against a saved training dataset, feature by feature.
 
 The served side is read with DuckDB from the log's JSON columns, one typed column per feature
-(nulls where the value was null or the key was not found or expired: that is what the model
-got); the training side is the dataset's stored profile, and its rows of the one feature for
-the statistics that need values (KS, Wasserstein). The statistics and their defaults are in
+under its short or its full name (`view__feature`), as the request asked (nulls where the
+value was null or the key was not found or expired: that is what the model got); the
+training side is the dataset's stored profile, and its rows of the one feature for the
+statistics that need values (KS, Wasserstein). The statistics and their defaults are in
 `featurehub.skew.distribution`.
 """
 
@@ -93,8 +94,13 @@ def check_distribution(
             f"feature_service = {_quote(feature_service)} "
             f"AND served_at >= {_instant(start)} AND served_at < {_instant(end)}"
         )
+        log_names = _log_names(dataset)
         served = window.select(
-            ", ".join(_served_column(name, profiles[name].type) for name in names) or "1"
+            ", ".join(
+                _served_column(name, log_names.get(name, (name,)), profiles[name].type)
+                for name in names
+            )
+            or "1"
         ).to_arrow_table()
     finally:
         con.close()
@@ -119,9 +125,27 @@ def check_distribution(
     return DistributionResult(feature_service, dataset.name, start, end, served.num_rows, drifts)
 
 
-def _served_column(name: str, arrow_type: str) -> str:
-    """The served value of a feature, typed as in training (null: null, not found, expired)."""
-    value = f"json_extract(feature_values, {_quote(f'$.{_json_key(name)}')})"
+def _log_names(dataset: Dataset) -> dict[str, tuple[str, ...]]:
+    """Per column of the dataset, the names its feature may have in the log: `feature`, or
+    `view__feature` when a request asked for full feature names (whichever way the dataset
+    itself was saved)."""
+    names: dict[str, tuple[str, ...]] = {}
+    for reference in dataset.features:
+        view, _, feature = reference.partition(":")
+        both = (feature, f"{view}__{feature}")
+        for column in both:
+            names.setdefault(column, both)
+    return names
+
+
+def _served_column(name: str, log_names: tuple[str, ...], arrow_type: str) -> str:
+    """The served value of a feature, typed as in training (null: null, not found, expired),
+    under whichever of its names the row was logged with."""
+    extracts = [
+        f"json_extract(feature_values, {_quote(f'$.{_json_key(log_name)}')})"
+        for log_name in log_names
+    ]
+    value = extracts[0] if len(extracts) == 1 else f"coalesce({', '.join(extracts)})"
     if arrow_type == "bool":
         return f'TRY_CAST({value} AS BOOLEAN) AS "{name}"'
     if arrow_type.startswith("string") or arrow_type.startswith("large_string"):
