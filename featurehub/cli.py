@@ -879,7 +879,7 @@ def models_register(
             artifact,
             feature_service=feature_service,
             training_dataset=training_dataset,
-            metrics=metrics,  # type: ignore[arg-type]  # checked as numbers there
+            metrics=dict(metrics),
             params=params,
             flavor=flavor,
             description=description,

@@ -113,7 +113,7 @@ class Models:
         *,
         feature_service: str,
         training_dataset: str,
-        metrics: Mapping[str, float] | None = None,
+        metrics: Mapping[str, float | str] | None = None,
         params: Mapping[str, Any] | None = None,
         flavor: str | None = None,
         description: str = "",
@@ -122,6 +122,8 @@ class Models:
         ModelProto, a pyfunc class of the repo (or `package.module:Class`), or a path to a
         .skops or .onnx file. The model must predict on the training dataset's rows."""
         check_model_name(name)
+        checked_metrics = _checked_metrics(metrics or {})
+        checked_params = _checked_params(params or {})
         catalog = self._store.catalog()
         inputs = service_inputs(catalog, feature_service)
         service_version = self._catalog.service_version(feature_service)
@@ -160,8 +162,8 @@ class Models:
             signature=Signature(inputs, str(pa.array(predictions).type)),
             created_by=_actor(),
             created_at=datetime.now(timezone.utc),
-            metrics=_checked_metrics(metrics or {}),
-            params=_checked_params(params or {}),
+            metrics=checked_metrics,
+            params=checked_params,
             description=description,
         )
         return self._catalog.insert(record)
