@@ -212,14 +212,16 @@ class ModelCatalog:
                     raise
         raise AssertionError("unreachable")
 
-    def names(self) -> list[str]:
+    def names(self, conn: sa.Connection | None = None) -> list[str]:
+        if conn is None:
+            with self._engine.connect() as own:
+                return self.names(own)
         query = (
             sa.select(model_versions.c.name)
             .where(model_versions.c.project == self._project)
             .distinct()
         )
-        with self._engine.connect() as conn:
-            return sorted(row[0] for row in conn.execute(query))
+        return sorted(row[0] for row in conn.execute(query))
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first; an unknown model is an error."""
@@ -250,8 +252,8 @@ class ModelCatalog:
             )
         return _version_of(row)
 
-    def _unknown_model(self, name: str) -> None:
-        names = self.names()
+    def _unknown_model(self, name: str, conn: sa.Connection | None = None) -> None:
+        names = self.names(conn)
         hint = did_you_mean(name, names) or (
             f" Registered models: {', '.join(names)}." if names else " None is registered yet."
         )
@@ -276,7 +278,7 @@ class ModelCatalog:
             )
         )
         if not numbers:
-            self._unknown_model(name)
+            self._unknown_model(name, conn)
         aliases = {
             alias: int(version)
             for alias, version in conn.execute(
