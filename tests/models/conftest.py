@@ -32,7 +32,10 @@ def entity_rows() -> pd.DataFrame:
     )
 
 
-def build_model_repo(root: Path, registry: str, models_yaml: str = "") -> Path:
+def build_model_repo(
+    root: Path, registry: str, models_yaml: str = "", until: datetime | None = None
+) -> Path:
+    """The repo, its data materialized up to `until` (now by default), a dataset saved."""
     repo = make_repo(
         root,
         project=f"m_{uuid.uuid4().hex[:10]}",
@@ -46,7 +49,7 @@ def build_model_repo(root: Path, registry: str, models_yaml: str = "") -> Path:
     pq.write_table(pa.Table.from_pandas(entity_rows(), preserve_index=False), entities)
     with FeatureStore(repo) as store:
         store.apply()
-        store.materialize(BASE, datetime.now(timezone.utc))
+        store.materialize(BASE, until or datetime.now(timezone.utc))
         store.datasets.save("train", str(entities), "driver_service")
     return repo
 
