@@ -29,6 +29,9 @@ _IMPORT_PATH = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
 _PICKLES = (".pkl", ".pickle", ".joblib")
+# Trusted beyond skops' defaults: a dtype is rebuilt from its name and runs no code, and
+# common estimators (SimpleImputer, ...) keep one, which skops 0.16 still reports.
+SAFE_TYPES = ("numpy.dtype",)
 
 
 class Predictor(Protocol):
@@ -130,7 +133,7 @@ def _check_trusted(data: bytes, trusted_types: Sequence[str], what: str) -> list
             f"{what} is not a skops file ({type(exc).__name__}: {exc}); save scikit-learn "
             "models with skops.io.dump(model, 'model.skops')"
         ) from None
-    unknown = sorted(set(found) - set(trusted_types))
+    unknown = sorted(set(found) - set(trusted_types) - set(SAFE_TYPES))
     if unknown:
         raise ArtifactError(
             f"{what} holds types skops does not trust, so it is not loaded: "
