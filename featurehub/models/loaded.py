@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from featurehub.models.flavors import Predictor, as_predictions
+from featurehub import dataframes
+from featurehub.models.flavors import Predictor, arrow_matrix, as_predictions
 from featurehub.registry.models import ModelError, ModelVersion
 
 
@@ -46,6 +48,30 @@ class LoadedModel:
             values: Any = self.predictor.predict(inputs)
         except Exception as exc:
             nulls = int(inputs.isna().any(axis=1).sum())
-            hint = f" ({nulls} of {len(inputs)} rows have a missing feature)" if nulls else ""
-            raise ModelPredictError(f"{what} failed to predict{hint}: {exc}") from exc
+            raise self._failed(exc, nulls, len(inputs)) from exc
         return as_predictions(values, len(inputs), what)
+
+    def predict_table(self, features: pa.Table) -> np.ndarray:
+        """`predict` over an Arrow table (the joined features): a model that takes a matrix
+        gets one built from Arrow directly, which is what makes batch scoring cheap."""
+        missing = [name for name in self.feature_names if name not in features.column_names]
+        fast = getattr(self.predictor, "predict_matrix", None)
+        values = None
+        if not missing and fast is not None:
+            inputs = features.select(self.feature_names)
+            values = arrow_matrix(inputs, getattr(self.predictor, "matrix_dtype", np.float64))
+        if values is None:
+            present = [name for name in self.feature_names if name in features.column_names]
+            return self.predict(dataframes.to_pandas(features.select(present)))
+        try:
+            predictions = fast(values)  # type: ignore[misc]
+        except Exception as exc:
+            nulls = int(np.isnan(values).any(axis=1).sum())
+            raise self._failed(exc, nulls, len(values)) from exc
+        what = f"model {self.version.name} version {self.version.version}"
+        return as_predictions(predictions, len(values), what)
+
+    def _failed(self, exc: Exception, nulls: int, rows: int) -> ModelPredictError:
+        what = f"model {self.version.name} version {self.version.version}"
+        hint = f" ({nulls} of {rows} rows have a missing feature)" if nulls else ""
+        return ModelPredictError(f"{what} failed to predict{hint}: {exc}")

@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurehub import dataframes
 from featurehub.models.loaded import LoadedModel
 from featurehub.offline.parquet import fsync
 from featurehub.offline.retrieval import RetrievalJob
@@ -38,11 +37,11 @@ def predictions_table(model: LoadedModel, features: pa.Table) -> pa.Table:
         raise ModelError(
             f"the entity rows have columns {', '.join(clash)}, which the scores add; rename them"
         )
-    predictions = model.predict(dataframes.to_pandas(features.select(model.feature_names)))
+    predictions = model.predict_table(features)
     rows = features.num_rows
     return (
-        entity.append_column("model", pa.array([model.version.name] * rows, pa.string()))
-        .append_column("model_version", pa.array([model.version.version] * rows, pa.int64()))
+        entity.append_column("model", pa.repeat(pa.scalar(model.version.name), rows))
+        .append_column("model_version", pa.repeat(pa.scalar(model.version.version), rows))
         .append_column("prediction", pa.array(predictions))
     )
 

@@ -60,3 +60,8 @@ def test_trip_model_lifecycle(tmp_path: Path) -> None:
         assert result.rows == scored.num_rows == dataset.row_count
         assert set(scored.column("model_version").to_pylist()) == {2}
         assert {"customer_id", "driver_id", "pickup_zone", "completed"} <= set(scored.column_names)
+        # Scoring builds the matrix from Arrow; predict from pandas: the same predictions.
+        joined = store.get_historical_features(trips, "trip_completion_v1").to_pandas()
+        by_pandas = store.models.load("trip_completion@production").predict(joined)
+        assert scored.column("prediction").to_pylist() == by_pandas.tolist()
+        assert joined[features].isna().to_numpy().any()  # nulls went through both paths
