@@ -329,7 +329,7 @@ class ModelCatalog:
             changes: list[LifecycleChange] = decide(self.state(name, conn))
             now = _now()
             key = dict(project=self._project, model=name)
-            for index, item in enumerate(changes):
+            for item in changes:
                 self._apply(conn, key, item, actor, now)
                 conn.execute(
                     model_alias_history.insert().values(
@@ -341,7 +341,10 @@ class ModelCatalog:
                         actor=actor,
                         reason=reason,
                         forced=forced,
-                        gate=None if gate is None or index else json.dumps(list(gate)),
+                        # The gate's checks belong to the promotion it let through.
+                        gate=None
+                        if gate is None or item.action != "promote"
+                        else json.dumps(list(gate)),
                         at=now,
                     )
                 )

@@ -72,6 +72,11 @@ def test_promote_rollback_archive_and_history(model_store: FeatureStore) -> None
     assert history[1].forced is False and history[1].actor
     assert history[7].reason == "latency" and history[7].gate is None
 
+    models.promote("driver_model", 2, "production")  # archived: it comes back, gated
+    unarchived, promoted = models.history("driver_model")[-3:-1]
+    assert (unarchived.action, unarchived.gate) == ("unarchive", None)
+    assert promoted.action == "promote" and promoted.gate is not None
+
 
 def test_refusals_change_nothing(local_store: FeatureStore) -> None:
     _register_versions(local_store, 2)
