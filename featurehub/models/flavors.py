@@ -80,8 +80,8 @@ def _pickle_message(path: str) -> str:
 def artifact_bytes(
     model: Any, flavor: str, repo_path: Path, trusted_types: Sequence[str] = ()
 ) -> bytes:
-    """The bytes to store for `model` (an object or a path), checked loadable by its flavor's
-    rules, so what is registered can always be loaded."""
+    """The bytes to store for `model` (an object or a path); a skops file is checked for
+    untrusted types here, before anything deserializes it."""
     if flavor not in FLAVORS:
         raise ModelError(f"unknown flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
     if flavor == "pyfunc":
@@ -302,9 +302,7 @@ def _pyfunc_artifact(model: Any, repo_path: Path) -> bytes:
         "file": source.relative_to(repo_path).as_posix(),
         "source_sha256": sha256_of(source.read_bytes()),
     }
-    data = json.dumps(record, sort_keys=True).encode()
-    _load_pyfunc(data, repo_path, f"pyfunc model {import_path}")  # it must load now
-    return data
+    return json.dumps(record, sort_keys=True).encode()
 
 
 def _load_pyfunc(data: bytes, repo_path: Path, what: str) -> Predictor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -134,37 +135,38 @@ class Models:
         trusted = self._config.trusted_types
         data = artifact_bytes(model, chosen, self._store.repo_path, trusted)
         predictor = load_predictor(data, chosen, self._store.repo_path, trusted, f"model {name}")
-        signature = Signature(inputs, "")
-        _check_feature_names(predictor, signature, name)
+        record = ModelVersion(
+            name=name,
+            version=0,  # the catalog numbers it
+            flavor=chosen,
+            artifact_sha256="",  # known once stored, below
+            artifact_path="",
+            feature_service=feature_service,
+            feature_service_version=service_version,
+            training_dataset=dataset.name,
+            training_dataset_fingerprint=dataset.fingerprint,
+            signature=Signature(inputs, ""),
+            created_by=_actor(),
+            created_at=datetime.now(timezone.utc),
+            metrics=checked_metrics,
+            params=checked_params,
+            description=description,
+        )
+        _check_feature_names(predictor, record.signature, name)
         sample = dataframes.to_pandas(dataset.to_arrow().slice(0, SAMPLE_ROWS))
-        probe = ModelVersion(
-            name, 0, chosen, "", "", feature_service, service_version, dataset.name,
-            dataset.fingerprint, signature, "", datetime.now(timezone.utc),
-        )  # fmt: skip
         try:
-            predictions = LoadedModel(probe, predictor).predict(sample)
+            predictions = LoadedModel(record, predictor).predict(sample)
         except ModelError as exc:
             raise ModelError(
                 f"model {name} cannot predict on the features of {feature_service!r} (the "
                 f"first rows of dataset {dataset.name!r}), so it is not registered: {exc}"
             ) from None
         sha256, path = self.artifacts.put(data, SUFFIXES[chosen])
-        record = ModelVersion(
-            name=name,
-            version=0,
-            flavor=chosen,
+        record = replace(
+            record,
             artifact_sha256=sha256,
             artifact_path=path,
-            feature_service=feature_service,
-            feature_service_version=service_version,
-            training_dataset=dataset.name,
-            training_dataset_fingerprint=dataset.fingerprint,
             signature=Signature(inputs, str(pa.array(predictions).type)),
-            created_by=_actor(),
-            created_at=datetime.now(timezone.utc),
-            metrics=checked_metrics,
-            params=checked_params,
-            description=description,
         )
         return self._catalog.insert(record)
 
@@ -180,19 +182,22 @@ class Models:
         return self._catalog.versions(ref.name)[-1]
 
     def _alias_version(self, ref: ModelRef) -> int:
+        """The version an alias points at; a stage's alias in any case (`@Production`)."""
         assert ref.alias is not None
         state = self._catalog.state(ref.name)
-        version = state.aliases.get(ref.alias.lower() if ref.alias.lower() in
-                                    lifecycle.STAGES else ref.alias)  # fmt: skip
-        if version is None:
-            held = ", ".join(f"{a} (version {v})" for a, v in sorted(state.aliases.items()))
-            raise ModelNotFoundError(
-                f"model {ref.name!r} has no alias {ref.alias!r}; "
-                + (f"its aliases: {held}" if held else "it has no alias yet")
-                + (f". Promote a version: featurehub models promote {ref.name} VERSION --stage "
-                   f"{ref.alias}" if ref.alias.lower() in lifecycle.STAGES else "")
-            )  # fmt: skip
-        return version
+        is_stage = ref.alias.lower() in lifecycle.STAGES
+        alias = ref.alias.lower() if is_stage else ref.alias
+        version = state.aliases.get(alias)
+        if version is not None:
+            return version
+        held = ", ".join(f"{a} (version {v})" for a, v in sorted(state.aliases.items()))
+        message = f"model {ref.name!r} has no alias {ref.alias!r}; " + (
+            f"its aliases: {held}" if held else "it has no alias yet"
+        )
+        if is_stage:
+            message += f". Promote a version: featurehub models promote {ref.name} VERSION "
+            message += f"--stage {alias}"
+        raise ModelNotFoundError(message)
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""
