@@ -1001,6 +1001,32 @@ def models_promote(
     _print_changes(name, changes)
 
 
+@models_app.command("gate")
+def models_gate(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., help="NAME:VERSION, NAME@staging, models:/..."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Run the production gate for a version without promoting it: exit 0 when it would
+    pass, 1 when a check fails."""
+    store = _store(ctx)
+    try:
+        report = store.models.check_gate(reference)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps({"passed": report.passed, "checks": report.to_list()}, indent=2))
+    else:
+        table = Table(title=f"production gate for {reference}")
+        for column in ("check", "result", "figures"):
+            table.add_column(column, overflow="fold")
+        for check in report.checks:
+            result = "[green]pass[/]" if check.passed else "[red]fail[/]"
+            table.add_row(escape(check.name), result, escape(check.detail))
+        console.print(table)
+    raise typer.Exit(0 if report.passed else 1)
+
+
 @models_app.command("alias")
 def models_alias(
     ctx: typer.Context,

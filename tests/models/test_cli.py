@@ -44,6 +44,15 @@ def test_lifecycle_from_the_command_line(model_repo: Path) -> None:
     assert "models:/driver_model/1" in out
     assert _register(model_repo, c=0.1)[0] == 0
 
+    code, out = run(model_repo, "gate", "driver_model:1", "--json")
+    assert code == 0, out
+    gate = json.loads(out)
+    assert gate["passed"] is True
+    assert [c["name"] for c in gate["checks"]] == [
+        "feature service driver_service", "view driver_stats",
+    ]  # fmt: skip
+    code, out = run(model_repo, "gate", "driver_model:1")
+    assert code == 0 and "materialized up to" in out, out
     code, out = run(model_repo, "promote", "driver_model", "1", "--stage", "production")
     assert code == 0 and "driver_model@production -> version 1" in out, out
     code, out = run(model_repo, "promote", "driver_model", "2", "--stage", "production")
