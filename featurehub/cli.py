@@ -923,5 +923,337 @@ def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
     console.print(table)
 
 
+# -- models (docs/models.md) --------------------------------------------------------------------
+
+models_app = typer.Typer(
+    help="Model versions tied to a feature service and a training set: register, promote, "
+    "roll back, score.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    """`k=v` options into a dict; anything else is an error naming the option."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            _fail(f"{option} {item!r} is not KEY=VALUE; write e.g. {option} accuracy=0.91")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _print_changes(name: str, changes: list[Any]) -> None:
+    for change in changes:
+        if change.action == "archive":
+            console.print(f"{name} version {change.version}: archived", highlight=False)
+        elif change.action == "unarchive":
+            console.print(f"{name} version {change.previous_version}: unarchived", highlight=False)
+        elif change.version is None:
+            console.print(
+                f"{name}@{change.alias}: removed from version {change.previous_version}",
+                highlight=False,
+            )
+        else:
+            before = "" if change.previous_version is None else f" (was {change.previous_version})"
+            console.print(
+                f"{name}@{change.alias} -> version {change.version}{before}", highlight=False
+            )
+
+
+@models_app.command("register")
+def models_register(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model's name (letters, digits, underscores)."),
+    artifact: str = typer.Argument(
+        ..., help="A .skops or .onnx file, or package.module:Class of the repo (pyfunc)."
+    ),
+    feature_service: str = typer.Option(..., "--feature-service", help="Its feature service."),
+    training_dataset: str = typer.Option(
+        ..., "--training-dataset", help="The saved dataset it was trained on."
+    ),
+    metric: list[str] = typer.Option([], "--metric", help="KEY=NUMBER (repeat)."),
+    param: list[str] = typer.Option([], "--param", help="KEY=VALUE (repeat)."),
+    flavor: str | None = typer.Option(None, "--flavor", help="sklearn, onnx or pyfunc."),
+    description: str = typer.Option("", "--description", help="What this version is."),
+) -> None:
+    """Register a new, immutable version of a model."""
+    metrics, params = _pairs(metric, "--metric"), _pairs(param, "--param")
+    store = _store(ctx)
+    try:
+        version = store.models.register(
+            name,
+            artifact,
+            feature_service=feature_service,
+            training_dataset=training_dataset,
+            metrics=dict(metrics),
+            params=params,
+            flavor=flavor,
+            description=description,
+        )
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    console.print(
+        f"Registered {escape(version.name)} version {version.version} ({version.flavor}, "
+        f"sha256 {version.artifact_sha256[:16]}): {version.reference}",
+        highlight=False,
+    )
+
+
+@models_app.command("list")
+def models_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Every model: its latest version, and which versions hold production and staging."""
+    store = _store(ctx)
+    try:
+        rows = []
+        for latest in store.models.list():
+            state = store.models.lifecycle(latest.name)
+            rows.append((latest, state.aliases))
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        found = [{**v.to_dict(), "aliases": aliases} for v, aliases in rows]
+        print(json.dumps(found, indent=2))
+        return
+    table = Table(title=f"models of {store.project}")
+    table.add_column("name", overflow="fold")
+    for column in ("latest", "production", "staging", "aliases", "flavor", "service", "created"):
+        table.add_column(column)
+    for latest, aliases in rows:
+        others = ", ".join(
+            f"{a}={v}" for a, v in sorted(aliases.items()) if a not in ("production", "staging")
+        )
+        table.add_row(
+            escape(latest.name),
+            str(latest.version),
+            str(aliases.get("production", "")),
+            str(aliases.get("staging", "")),
+            escape(others),
+            latest.flavor,
+            escape(latest.feature_service),
+            f"{latest.created_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@models_app.command("describe")
+def models_describe(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., help="NAME, NAME:VERSION, NAME@ALIAS, models:/..."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """A version, its stage and aliases, metrics and lineage: model -> feature service ->
+    views -> sources, and its training dataset."""
+    store = _store(ctx)
+    try:
+        info = store.models.describe(reference)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    say(f"{info['name']} version {info['version']} ({info['reference']}): {info['stage']}")
+    if info["aliases"]:
+        say(f"aliases: {', '.join(info['aliases'])}")
+    if info["description"]:
+        say(f"description: {info['description']}")
+    say(f"flavor: {info['flavor']}, artifact sha256 {info['artifact_sha256']}")
+    say(f"created by {info['created_by']} at {info['created_at']}")
+    metrics = ", ".join(f"{k}={v:g}" for k, v in info["metrics"].items())
+    params = ", ".join(f"{k}={v}" for k, v in info["params"].items())
+    say(f"metrics: {metrics or '(none)'}")
+    say(f"params: {params or '(none)'}")
+    inputs = ", ".join(f"{i['name']} {i['type']}" for i in info["signature"]["inputs"])
+    say(f"signature: ({inputs}) -> {info['signature']['output']}")
+    service = info["lineage"]["feature_service"]
+    current = service["current_version"]
+    now = "" if current == service["registered_version"] else f", now at version {current}"
+    say("lineage:")
+    say(f"  feature service {service['name']} (version {service['registered_version']}{now})")
+    for view in service["views"]:
+        source = view["source"]
+        where = source.get("path") or source.get("query") or source.get("name", "")
+        say(f"    view {view['name']}: {', '.join(view['features'])}")
+        say(f"      source {source.get('kind', '')} {where}".rstrip())
+    dataset = info["lineage"]["training_dataset"]
+    rows = f", {dataset['rows']:,} rows" if "rows" in dataset else ""
+    status = ""
+    if dataset.get("missing"):
+        status = " (no longer saved)"
+    elif dataset.get("fingerprint_matches") is False:
+        status = " (its files changed)"
+    say(f"  training dataset {dataset['name']}{rows}, sha256 {dataset['fingerprint']}{status}")
+
+
+@models_app.command("promote")
+def models_promote(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model."),
+    version: int = typer.Argument(..., help="The version to promote."),
+    stage: str = typer.Option(..., "--stage", help="staging or production."),
+    force: bool = typer.Option(False, "--force", help="Promote although the gate refuses."),
+    reason: str = typer.Option("", "--reason", help="Why (required with --force; recorded)."),
+) -> None:
+    """Move a version to staging or production (production: through the gate; the version
+    it replaces is archived)."""
+    store = _store(ctx)
+    try:
+        changes = store.models.promote(name, version, stage, force=force, reason=reason)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    _print_changes(name, changes)
+
+
+@models_app.command("gate")
+def models_gate(
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., help="NAME:VERSION, NAME@staging, models:/..."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Run the production gate for a version without promoting it: exit 0 when it would
+    pass, 1 when a check fails."""
+    store = _store(ctx)
+    try:
+        report = store.models.check_gate(reference)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps({"passed": report.passed, "checks": report.to_list()}, indent=2))
+    else:
+        table = Table(title=f"production gate for {reference}")
+        for column in ("check", "result", "figures"):
+            table.add_column(column, overflow="fold")
+        for check in report.checks:
+            result = "[green]pass[/]" if check.passed else "[red]fail[/]"
+            table.add_row(escape(check.name), result, escape(check.detail))
+        console.print(table)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@models_app.command("alias")
+def models_alias(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model."),
+    alias: str = typer.Argument(..., help="An alias such as champion."),
+    version: int = typer.Argument(..., help="The version it points at."),
+) -> None:
+    """Point an alias at a version (stages move with promote, rollback and archive)."""
+    store = _store(ctx)
+    try:
+        changes = store.models.alias(name, alias, version)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    _print_changes(name, changes)
+
+
+@models_app.command("rollback")
+def models_rollback(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model."),
+    reason: str = typer.Option("", "--reason", help="Why (recorded)."),
+) -> None:
+    """Production goes back to the version the current one replaced."""
+    store = _store(ctx)
+    try:
+        changes = store.models.rollback(name, reason=reason)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    _print_changes(name, changes)
+
+
+@models_app.command("archive")
+def models_archive(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model."),
+    version: int = typer.Argument(..., help="The version to archive."),
+    reason: str = typer.Option("", "--reason", help="Why (recorded)."),
+) -> None:
+    """Archive a version that is not in production (it loses its aliases)."""
+    store = _store(ctx)
+    try:
+        changes = store.models.archive(name, version, reason=reason)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    _print_changes(name, changes)
+
+
+@models_app.command("history")
+def models_history(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Which version held which alias when, who moved it, why, and overrides of the gate."""
+    store = _store(ctx)
+    try:
+        events = store.models.history(name)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps([event.to_dict() for event in events], indent=2))
+        return
+    table = Table(title=f"history of {name}")
+    for column in ("at", "action", "alias", "version", "was", "by", "forced", "reason"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        table.add_row(
+            f"{event.at:%Y-%m-%d %H:%M:%S}",
+            event.action,
+            escape(event.alias),
+            "" if event.version is None else str(event.version),
+            "" if event.previous_version is None else str(event.previous_version),
+            escape(event.actor),
+            "[red]forced[/]" if event.forced else "",
+            escape(event.reason),
+        )
+    console.print(table)
+
+
+@models_app.command("score")
+def models_score(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model (or a full reference such as NAME:3)."),
+    version: int | None = typer.Option(None, "--version", help="A version number."),
+    stage: str | None = typer.Option(
+        None, "--stage", help="staging or production (default: production)."
+    ),
+    entities: str = typer.Option(
+        ..., "--entities", help="A Parquet file of entity rows, or a DuckDB SELECT over files."
+    ),
+    out: Path = typer.Option(..., "--out", help="The Parquet file to write."),
+    timestamp_column: str = typer.Option(
+        "event_timestamp", "--timestamp-column", help="The entity rows' time column."
+    ),
+) -> None:
+    """Score entity rows: their point-in-time features, then the model's predictions, as
+    Parquet with the keys, timestamps, model, model_version and prediction."""
+    if version is not None and stage is not None:
+        _fail("pass --version or --stage, not both")
+    is_reference = any(mark in name for mark in (":", "@", "/"))
+    if is_reference and (version is not None or stage is not None):
+        _fail(f"{name!r} names a version already; drop --version/--stage")
+    if version is not None:
+        reference = f"{name}:{version}"
+    elif is_reference:
+        reference = name
+    else:
+        reference = f"{name}@{(stage or 'production').lower()}"
+    store = _store(ctx)
+    try:
+        result = store.models.score(reference, entities, out, timestamp_column=timestamp_column)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    console.print(
+        f"Scored {result.rows:,} rows with {escape(result.model)} version {result.version}: "
+        f"{escape(str(result.path))}",
+        highlight=False,
+    )
+
+
 if __name__ == "__main__":  # `python -m featurehub.cli`, as `python -m featurehub`
     app()

@@ -27,6 +27,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "FEATUREHUB_ONLINE_STORE_URL": ("online_store", "url"),
     "FEATUREHUB_ENGINE": ("engine", "type"),
     "FEATUREHUB_SPARK_MASTER": ("spark", "master"),
+    "FEATUREHUB_MODEL_ARTIFACT_ROOT": ("models", "artifact_root"),
 }
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -148,6 +149,36 @@ class MonitoringConfig(_Section):
         return self
 
 
+class MetricGate(_Section):
+    """A bound on one metric a version must meet to be promoted to production."""
+
+    min: float | None = None
+    max: float | None = None
+    # At most this much below the current production version's value of the metric.
+    max_drop: float | None = Field(default=None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> MetricGate:
+        if self.min is None and self.max is None and self.max_drop is None:
+            raise ValueError("a metric gate needs min, max or max_drop")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class ModelsConfig(_Section):
+    """The model registry (`models:`, docs/models.md): where artifacts are kept, and the
+    gate a version passes on its way to production."""
+
+    # Content-addressed artifacts; repo-relative.
+    artifact_root: str = "data/models"
+    # metric name -> its bounds (a version without a gated metric fails the gate).
+    gates: dict[str, MetricGate] = Field(default_factory=dict)
+    # Types skops does not trust by default that this repo's models may hold
+    # ("mypackage.MyTransformer"): loaded only when listed here.
+    trusted_types: list[str] = Field(default_factory=list)
+
+
 class ServerConfig(_Section):
     """The feature server (`featurehub serve`): limits and API keys.
 
@@ -243,6 +274,7 @@ class RepoConfig(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     serving_log: ServingLogConfig = Field(default_factory=ServingLogConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -286,6 +318,11 @@ class RepoConfig(_Section):
     @property
     def config_file(self) -> Path:
         return self.repo_path / CONFIG_FILE
+
+    @property
+    def model_artifact_root(self) -> Path:
+        root = Path(self.models.artifact_root).expanduser()
+        return root if root.is_absolute() else (self.repo_path / root)
 
     @property
     def serving_log_root(self) -> Path:

@@ -51,7 +51,8 @@ from featurehub.registry.sql import HistoryEntry
 from featurehub.repo.loader import load_repo
 from featurehub.repo.validate import drifted_views, validate_repo
 
-if TYPE_CHECKING:  # the skew checks load scipy: only when a check runs
+if TYPE_CHECKING:  # the skew checks load scipy, models skops: only when used
+    from featurehub.models import Models
     from featurehub.skew.check import SkewReport
 
 
@@ -413,6 +414,16 @@ class FeatureStore:
 
     def get_dataset(self, name: str) -> Dataset:
         return self.datasets.get(name)
+
+    # -- models: versions tied to a service and a training set --------------------------------
+
+    @property
+    def models(self) -> Models:
+        """The model registry: `register`, `get(ref)`, `load(ref)`, `promote`, `rollback`,
+        `score` (docs/models.md)."""
+        from featurehub.models import Models
+
+        return Models(self, self.registry.engine, self.registry.runs(self.project))
 
     # -- checks: serving log -> skew ---------------------------------------------------------
 

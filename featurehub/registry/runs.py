@@ -262,6 +262,25 @@ class RunLog:
         with self._engine.connect() as conn:
             return {name: as_utc(end) for name, end in conn.execute(query)}
 
+    def materialized_until(self) -> dict[str, datetime]:
+        """Per view, how far its materialized data reaches: the latest end of a successful
+        run that wrote the offline store, never past the moment that run took rows up to
+        (its as_of): a backfill to a future END holds nothing beyond the time it ran."""
+        query = sa.select(runs.c.view, runs.c.interval_end, runs.c.as_of, runs.c.finished_at).where(
+            runs.c.project == self._project,
+            runs.c.status == "success",
+            runs.c.targets != "online",
+            runs.c.kind != "online_rebuild",
+        )
+        reached: dict[str, datetime] = {}
+        with self._engine.connect() as conn:
+            for view, end, as_of, finished in conn.execute(query):
+                bounds = [as_utc(moment) for moment in (end, as_of or finished) if moment]
+                until = min(bounds)
+                if view not in reached or until > reached[view]:
+                    reached[view] = until
+        return reached
+
     def last_online_runs(self) -> dict[str, int]:
         """Per view, the id of its latest successful run that wrote the online store: the
         online store's marker for the view must be at least that."""

@@ -154,3 +154,75 @@ skew_checks = sa.Table(
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_skew_checks_service", "project", "feature_service", "id"),
 )
+
+# -- models (featurehub/models/): immutable versions, aliases and their history -----------------
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("flavor", sa.String(16), nullable=False),  # sklearn | onnx | pyfunc
+    # The artifact, content-addressed under models.artifact_root (path relative to it).
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("artifact_path", sa.Text, nullable=False),
+    sa.Column("feature_service", sa.String(128), nullable=False),
+    sa.Column("feature_service_version", sa.Integer, nullable=False),
+    sa.Column("training_dataset", sa.String(128), nullable=False),
+    sa.Column("training_dataset_fingerprint", sa.String(64), nullable=False),
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON: {name: number}
+    sa.Column("params", sa.Text, nullable=False),  # JSON: {name: string}
+    # JSON: {"inputs": [{"name", "type"}, ...], "output": "int64"}.
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("project", "name", "version", name="uq_model_versions_version"),
+)
+
+# Which version holds each alias now (`production`, `staging`, `champion`, ...).
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("project", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("set_by", sa.String(128), nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Versions in the Archived stage (promotion archives the production version it replaces).
+model_archived = sa.Table(
+    "model_archived",
+    metadata,
+    sa.Column("project", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("archived_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Every lifecycle change, append-only: who moved which alias from which version to which,
+# when, why, and whether the gate was overridden.
+model_alias_history = sa.Table(
+    "model_alias_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    # An alias name, or "archived" for archive events (not an alias: no version holds it).
+    sa.Column("alias", sa.String(128), nullable=False),
+    # promote | rollback | alias | remove | archive | unarchive
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=True),  # holds the alias after (null: removed)
+    sa.Column("previous_version", sa.Integer, nullable=True),  # held it before
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
+    # JSON: the gate's checks when a promotion ran it (null otherwise).
+    sa.Column("gate", sa.Text, nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_model_alias_history_model", "project", "model", "id"),
+)

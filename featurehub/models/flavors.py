@@ -1,0 +1,351 @@
+"""Flavors: how a model becomes artifact bytes and how those bytes become a predictor again.
+
+No arbitrary pickle ever runs. `sklearn` goes through skops, which refuses types it does not
+trust (those named in `models.trusted_types` aside); `onnx` through onnxruntime, which runs
+a graph, not code; `pyfunc` is a class of the feature repo named by import path
+(`package.module:Class`), whose artifact records the source file's sha256, so code changed
+after registration is refused like a changed artifact.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from featurehub.models.artifacts import ArtifactError, sha256_of
+from featurehub.registry.models import ModelError
+
+FLAVORS = ("sklearn", "onnx", "pyfunc")
+SUFFIXES = {"sklearn": "skops", "onnx": "onnx", "pyfunc": "json"}
+_IMPORT_PATH = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+_PICKLES = (".pkl", ".pickle", ".joblib")
+# Trusted beyond skops' defaults: a dtype is rebuilt from its name and runs no code, and
+# common estimators (SimpleImputer, ...) keep one, which skops 0.16 still reports.
+SAFE_TYPES = ("numpy.dtype",)
+
+
+class Predictor(Protocol):
+    def predict(self, features: pd.DataFrame) -> Any: ...
+
+
+def infer_flavor(model: Any) -> str:
+    """The flavor of a model object or artifact path, when it can be told."""
+    if isinstance(model, (str, Path)):
+        text = str(model)
+        if _IMPORT_PATH.match(text) and not Path(text).exists():
+            return "pyfunc"
+        suffix = Path(text).suffix.lower()
+        if suffix == ".skops":
+            return "sklearn"
+        if suffix == ".onnx":
+            return "onnx"
+        if suffix in _PICKLES:
+            raise ModelError(_pickle_message(text))
+        raise ModelError(
+            f"cannot tell the flavor of {text!r}; pass flavor sklearn (a .skops file), onnx "
+            "(a .onnx file) or pyfunc (package.module:Class in the feature repo)"
+        )
+    if isinstance(model, type):
+        return "pyfunc"
+    if hasattr(model, "SerializeToString") and hasattr(model, "graph"):
+        return "onnx"
+    if hasattr(model, "fit") and hasattr(model, "predict") and hasattr(model, "get_params"):
+        return "sklearn"
+    raise ModelError(
+        f"cannot tell the flavor of a {type(model).__name__}; pass a scikit-learn estimator, "
+        "an ONNX ModelProto, a pyfunc class of the repo, or a path to a .skops or .onnx file"
+    )
+
+
+def _pickle_message(path: str) -> str:
+    return (
+        f"{path!r} looks like a pickle; featurehub loads no pickle (it runs arbitrary code). "
+        "Save scikit-learn models with skops.io.dump(model, 'model.skops'), or convert the "
+        "model to ONNX"
+    )
+
+
+def artifact_bytes(
+    model: Any, flavor: str, repo_path: Path, trusted_types: Sequence[str] = ()
+) -> bytes:
+    """The bytes to store for `model` (an object or a path); a skops file is checked for
+    untrusted types here, before anything deserializes it."""
+    if flavor not in FLAVORS:
+        raise ModelError(f"unknown flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
+    if flavor == "pyfunc":
+        return _pyfunc_artifact(model, repo_path)
+    if isinstance(model, (str, Path)):
+        path = Path(model).expanduser()
+        if path.suffix.lower() in _PICKLES:
+            raise ModelError(_pickle_message(str(path)))
+        if not path.is_file():
+            raise ModelError(f"model artifact {str(path)!r} does not exist; pass a file path")
+        data = path.read_bytes()
+    elif flavor == "sklearn":
+        import skops.io
+
+        data = skops.io.dumps(model)
+    else:
+        if not hasattr(model, "SerializeToString"):
+            raise ModelError(
+                f"flavor onnx takes an ONNX ModelProto or a .onnx file, not a "
+                f"{type(model).__name__}"
+            )
+        data = model.SerializeToString()
+    if flavor == "sklearn":
+        _check_trusted(data, trusted_types, "the model")
+    return data
+
+
+def load_predictor(
+    data: bytes, flavor: str, repo_path: Path, trusted_types: Sequence[str], what: str
+) -> Predictor:
+    """A predictor from artifact bytes already checked against their sha256."""
+    if flavor == "sklearn":
+        return _SklearnPredictor(_load_skops(data, trusted_types, what))
+    if flavor == "onnx":
+        return _OnnxPredictor(data, what)
+    if flavor == "pyfunc":
+        return _load_pyfunc(data, repo_path, what)
+    raise ModelError(f"{what}: unknown flavor {flavor!r}")
+
+
+# -- sklearn through skops -----------------------------------------------------------------
+
+
+def _check_trusted(data: bytes, trusted_types: Sequence[str], what: str) -> list[str]:
+    import skops.io
+
+    try:
+        found = skops.io.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise ArtifactError(
+            f"{what} is not a skops file ({type(exc).__name__}: {exc}); save scikit-learn "
+            "models with skops.io.dump(model, 'model.skops')"
+        ) from None
+    unknown = sorted(set(found) - set(trusted_types) - set(SAFE_TYPES))
+    if unknown:
+        raise ArtifactError(
+            f"{what} holds types skops does not trust, so it is not loaded: "
+            f"{', '.join(unknown)}. If you wrote and trust them, list them under "
+            "models.trusted_types in featurehub.yaml"
+        )
+    return list(found)
+
+
+def _load_skops(data: bytes, trusted_types: Sequence[str], what: str) -> Any:
+    import skops.io
+
+    trusted = _check_trusted(data, trusted_types, what)
+    return skops.io.loads(data, trusted=trusted)
+
+
+class _SklearnPredictor:
+    matrix_dtype: Any = np.float64
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._names = getattr(model, "feature_names_in_", None)
+
+    def predict(self, features: pd.DataFrame) -> Any:
+        if self._names is not None:
+            return self.model.predict(features)
+        return self.model.predict(matrix(features, np.float64))
+
+    def predict_matrix(self, values: np.ndarray) -> Any:
+        if self._names is not None:  # a frame over the same array: no copy
+            return self.model.predict(pd.DataFrame(values, columns=list(self._names), copy=False))
+        return self.model.predict(values)
+
+
+def matrix(features: pd.DataFrame, dtype: Any) -> np.ndarray:
+    """The features as one array; a missing value (pd.NA in nullable columns) is NaN.
+    Filled column by column: pandas' frame-wide `to_numpy(na_value=...)` over nullable
+    columns is ten times slower."""
+    if dtype is np.object_ or dtype is np.bool_:
+        return features.to_numpy(dtype=dtype)
+    out = np.empty(features.shape, dtype=dtype)
+    for index, name in enumerate(features.columns):
+        out[:, index] = features[name].to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+def arrow_matrix(table: pa.Table, dtype: Any) -> np.ndarray | None:
+    """Numeric and boolean columns straight into one array (a null is NaN), skipping
+    pandas: what batch scoring feeds a matrix model. None when a column is of another type."""
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        return None
+    out = np.empty((table.num_rows, table.num_columns), dtype=dtype)
+    for index, column in enumerate(table.columns):
+        kind = column.type
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+        ):
+            return None
+        filled = pc.fill_null(pc.cast(column, pa.float64()), np.nan)
+        out[:, index] = filled.to_numpy()
+    return out
+
+
+# -- onnx through onnxruntime ------------------------------------------------------------
+
+_ONNX_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+    "tensor(string)": np.object_,
+}
+
+
+class _OnnxPredictor:
+    """One input: the features as a matrix. One input per feature: a column each."""
+
+    def __init__(self, data: bytes, what: str) -> None:
+        import onnxruntime
+
+        try:
+            self.session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ArtifactError(f"{what} is not a valid ONNX model: {exc}") from None
+        self.inputs = self.session.get_inputs()
+        self.matrix_dtype = _ONNX_TYPES.get(self.inputs[0].type, np.float32)
+
+    def predict_matrix(self, values: np.ndarray) -> Any:
+        if len(self.inputs) != 1:
+            return self.predict(pd.DataFrame(values))
+        feed = {self.inputs[0].name: values}
+        return self.session.run([self.session.get_outputs()[0].name], feed)[0]
+
+    def predict(self, features: pd.DataFrame) -> Any:
+        if len(self.inputs) == 1:
+            node = self.inputs[0]
+            feed = {node.name: matrix(features, _ONNX_TYPES.get(node.type, np.float32))}
+        else:
+            feed = {
+                node.name: matrix(features[[node.name]], _ONNX_TYPES.get(node.type, np.float32))
+                for node in self.inputs
+            }
+        return self.session.run([self.session.get_outputs()[0].name], feed)[0]
+
+    def input_width(self) -> int | None:
+        """The number of features a one-input graph takes, when its shape says."""
+        if len(self.inputs) != 1:
+            return len(self.inputs)
+        shape = self.inputs[0].shape
+        return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+
+
+# -- pyfunc: a class of the feature repo ----------------------------------------------------
+
+
+def _module_file(module: str, repo_path: Path) -> Path:
+    parts = module.split(".")
+    for candidate in (
+        repo_path.joinpath(*parts).with_suffix(".py"),
+        repo_path.joinpath(*parts, "__init__.py"),
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ModelError(
+        f"pyfunc module {module!r} is not a file of the feature repo {str(repo_path)!r}; "
+        "name a class as package.module:Class, relative to the repo folder"
+    )
+
+
+def _import_path_of(model: Any, repo_path: Path) -> str:
+    if isinstance(model, (str, Path)):
+        text = str(model)
+        if not _IMPORT_PATH.match(text):
+            raise ModelError(
+                f"pyfunc model {text!r} is not an import path; write package.module:Class "
+                "(a class in the feature repo with predict(features: pandas.DataFrame))"
+            )
+        return text
+    if isinstance(model, type):
+        import inspect
+
+        source = inspect.getsourcefile(model)
+        repo = repo_path.resolve()
+        if source is None or not Path(source).resolve().is_relative_to(repo):
+            raise ModelError(
+                f"pyfunc class {model.__name__} is not defined in a file of the feature repo "
+                f"{str(repo)!r}; move it there (models are loaded from the repo)"
+            )
+        relative = Path(source).resolve().relative_to(repo).with_suffix("")
+        parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+        return ".".join(parts) + ":" + model.__qualname__
+    raise ModelError(
+        f"flavor pyfunc takes package.module:Class or a class, not a {type(model).__name__}"
+    )
+
+
+def _pyfunc_artifact(model: Any, repo_path: Path) -> bytes:
+    import_path = _import_path_of(model, repo_path)
+    module = import_path.partition(":")[0]
+    source = _module_file(module, repo_path)
+    record = {
+        "class": import_path,
+        "file": source.relative_to(repo_path).as_posix(),
+        "source_sha256": sha256_of(source.read_bytes()),
+    }
+    return json.dumps(record, sort_keys=True).encode()
+
+
+def _load_pyfunc(data: bytes, repo_path: Path, what: str) -> Predictor:
+    record = json.loads(data)
+    import_path: str = record["class"]
+    module_name, _, class_name = import_path.partition(":")
+    source = _module_file(module_name, repo_path)
+    if sha256_of(source.read_bytes()) != record["source_sha256"]:
+        raise ArtifactError(
+            f"{what}: {record['file']} changed since this version was registered, so its "
+            "class is not what was registered; restore the file, or register the changed "
+            "class as a new version"
+        )
+    spec = importlib.util.spec_from_file_location(f"featurehub_models.{module_name}", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(repo_path))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise ModelError(f"{what}: importing {record['file']} failed: {exc}") from None
+    finally:
+        sys.path.remove(str(repo_path))
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type) or not callable(getattr(cls, "predict", None)):
+        raise ModelError(
+            f"{what}: {record['file']} has no class {class_name} with a predict(features) method"
+        )
+    try:
+        instance: Predictor = cls()
+    except Exception as exc:
+        raise ModelError(f"{what}: {class_name}() failed: {exc}") from None
+    return instance
+
+
+def as_predictions(values: Any, rows: int, what: str) -> np.ndarray:
+    """A model's answer as one value per row, or a ModelError that says what came back."""
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array.ravel()
+    if array.ndim != 1 or len(array) != rows:
+        raise ModelError(
+            f"{what}: predict returned shape {array.shape} for {rows} rows; it must return "
+            "one prediction per row"
+        )
+    return array

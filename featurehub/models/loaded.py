@@ -1,0 +1,77 @@
+"""A model version loaded for predictions: its record and a predictor over its features.
+
+What the feature server's predict endpoint and batch scoring both hold: `predict` takes a
+DataFrame with (at least) the feature service's features and answers one value per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from featurehub import dataframes
+from featurehub.models.flavors import Predictor, arrow_matrix, as_predictions
+from featurehub.registry.models import ModelError, ModelVersion
+
+
+class ModelPredictError(ModelError):
+    """The model itself failed on well-formed input (a genuine model error)."""
+
+
+class LoadedModel:
+    def __init__(self, version: ModelVersion, predictor: Predictor) -> None:
+        self.version = version
+        self.predictor = predictor
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.version.reference!r}, flavor={self.version.flavor!r})"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.version.signature.feature_names
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """One prediction per row of `features` (extra columns, such as keys, are ignored;
+        the model sees its features in the order it was trained on)."""
+        what = f"model {self.version.name} version {self.version.version}"
+        missing = [name for name in self.feature_names if name not in features.columns]
+        if missing:
+            raise ModelError(
+                f"{what}: the features {', '.join(missing)} are missing; pass the columns of "
+                f"feature service {self.version.feature_service!r}"
+            )
+        inputs = features[self.feature_names]
+        try:
+            values: Any = self.predictor.predict(inputs)
+        except Exception as exc:
+            nulls = int(inputs.isna().any(axis=1).sum())
+            raise self._failed(exc, nulls, len(inputs)) from exc
+        return as_predictions(values, len(inputs), what)
+
+    def predict_table(self, features: pa.Table) -> np.ndarray:
+        """`predict` over an Arrow table (the joined features): a model that takes a matrix
+        gets one built from Arrow directly, which is what makes batch scoring cheap."""
+        missing = [name for name in self.feature_names if name not in features.column_names]
+        fast = getattr(self.predictor, "predict_matrix", None)
+        values = None
+        if not missing and fast is not None:
+            inputs = features.select(self.feature_names)
+            values = arrow_matrix(inputs, getattr(self.predictor, "matrix_dtype", np.float64))
+        if values is None:
+            present = [name for name in self.feature_names if name in features.column_names]
+            return self.predict(dataframes.to_pandas(features.select(present)))
+        try:
+            predictions = fast(values)  # type: ignore[misc]
+        except Exception as exc:
+            nulls = int(np.isnan(values).any(axis=1).sum())
+            raise self._failed(exc, nulls, len(values)) from exc
+        what = f"model {self.version.name} version {self.version.version}"
+        return as_predictions(predictions, len(values), what)
+
+    def _failed(self, exc: Exception, nulls: int, rows: int) -> ModelPredictError:
+        what = f"model {self.version.name} version {self.version.version}"
+        hint = f" ({nulls} of {rows} rows have a missing feature)" if nulls else ""
+        return ModelPredictError(f"{what} failed to predict{hint}: {exc}")

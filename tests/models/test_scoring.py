@@ -1,0 +1,53 @@
+"""Batch scoring: the point-in-time features of each entity row through the training join,
+then the model, written whole as Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from featurehub import FeatureStore
+from featurehub.models import ModelError
+from tests.models.conftest import expected_predictions, train
+
+
+def test_scores_match_the_training_join(model_store: FeatureStore, model_repo: Path) -> None:
+    """On both registries: the same rows and predictions as the join plus predict by hand."""
+    model = train(model_store)
+    model_store.models.register(
+        "driver_model", model, feature_service="driver_service", training_dataset="train"
+    )
+    model_store.models.promote("driver_model", 1, "production")
+    entities = str(model_repo / "data" / "entities.parquet")
+    out = model_repo / "scores" / "nightly.parquet"
+    result = model_store.models.score("driver_model@production", entities, out)
+    assert (result.model, result.version, result.rows, result.path) == ("driver_model", 1, 58, out)
+
+    scored = pq.read_table(out)
+    assert scored.column_names == [
+        "driver_id", "event_timestamp", "model", "model_version", "prediction",
+    ]  # fmt: skip
+    joined = model_store.get_historical_features(entities, "driver_service").to_pandas()
+    assert scored.column("driver_id").to_pylist() == joined["driver_id"].tolist()
+    assert scored.column("prediction").to_pylist() == list(expected_predictions(model, joined))
+    assert set(scored.column("model").to_pylist()) == {"driver_model"}
+    assert set(scored.column("model_version").to_pylist()) == {1}
+    assert [p.name for p in out.parent.iterdir()] == ["nightly.parquet"]  # no temp file left
+
+
+def test_scoring_a_sql_selection_and_refusals(local_store: FeatureStore, local_repo: Path) -> None:
+    local_store.models.register(
+        "driver_model", train(local_store), feature_service="driver_service",
+        training_dataset="train",
+    )  # fmt: skip
+    entities = local_repo / "data" / "entities.parquet"
+    out = local_repo / "scores.parquet"
+    query = f"SELECT * FROM '{entities}' WHERE driver_id = 1001"
+    result = local_store.models.score("driver_model:1", query, out)
+    assert set(pq.read_table(out).column("driver_id").to_pylist()) == {1001}
+    assert result.rows == pq.read_metadata(out).num_rows
+    with pytest.raises(ModelError, match="has no alias 'production'"):
+        local_store.models.score("driver_model@production", str(entities), out)
+    assert pq.read_table(out).num_rows == result.rows  # the earlier file is untouched
