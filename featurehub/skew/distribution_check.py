@@ -1,7 +1,8 @@
 """The distribution check of one feature service: what it served in a window (its serving
 log, whatever wrote it) against a saved training dataset, feature by feature.
 
-The served side is read with DuckDB from the log's JSON columns, one typed column per feature
+The served side is read with DuckDB from the log (`served_rows.read_served_values`: the
+typed columns of format 2 files, the JSON of format 1 ones), one typed column per feature
 (nulls where the value was null or the key was not found or expired: that is what the model
 got); the training side is the dataset's stored profile, and its rows of the one feature for
 the statistics that need values (KS, Wasserstein). The statistics and their defaults are in
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from featurehub.datasets.dataset import Dataset
 from featurehub.errors import FeaturehubError
-from featurehub.monitoring.log_reader import read_serving_log
 from featurehub.skew.distribution import DriftThresholds, FeatureDrift, feature_drift
+from featurehub.skew.served_rows import log_files, read_served_values
 from featurehub.types import as_utc
 
 
@@ -76,18 +79,16 @@ def check_distribution(
     start, end = as_utc(start), as_utc(end)
     profiles = dataset.profile
     names = [name for name in profiles if profiles[name].kind in ("number", "category")]
-    con = duckdb.connect()
-    try:
-        log = read_serving_log(log_root, con)
-        window = log.filter(
-            f"feature_service = {_quote(feature_service)} "
-            f"AND served_at >= {_instant(start)} AND served_at < {_instant(end)}"
-        )
-        served = window.select(
-            ", ".join(_served_column(name, profiles[name].type) for name in names) or "1"
-        ).to_arrow_table()
-    finally:
-        con.close()
+    files = log_files(Path(log_root), feature_service, start, end)
+    kinds = {name: _served_kind(profiles[name].type) for name in names}
+    if files:
+        con = duckdb.connect()
+        try:
+            served = read_served_values(con, files, kinds, start, end)
+        finally:
+            con.close()
+    else:
+        served = pa.table({})
     if not served.num_rows:
         raise SkewCheckError(
             f"no logged rows of feature service {feature_service!r} served in [{start}, {end}): "
@@ -109,29 +110,16 @@ def check_distribution(
     return DistributionResult(feature_service, dataset.name, start, end, served.num_rows, drifts)
 
 
-def _served_column(name: str, arrow_type: str) -> str:
-    """The served value of a feature, typed as in training (null: null, not found, expired)."""
-    value = f"json_extract(feature_values, {_quote(f'$.{_json_key(name)}')})"
+def _served_kind(arrow_type: str) -> str:
+    """How a feature of the dataset's `arrow_type` is read from the log, to compare alike."""
     if arrow_type == "bool":
-        return f'TRY_CAST({value} AS BOOLEAN) AS "{name}"'
+        return "bool"
     if arrow_type.startswith("string") or arrow_type.startswith("large_string"):
-        return f"({value} ->> '$') AS \"{name}\""
-    return f'TRY_CAST({value} AS DOUBLE) AS "{name}"'
+        return "string"
+    return "number"
 
 
 def _training_values(column: Any, kind: str) -> np.ndarray | list[Any]:
     if kind == "number":
         return np.asarray(column.cast("double").to_numpy(zero_copy_only=False), dtype=float)
     return column.to_pylist()
-
-
-def _json_key(name: str) -> str:
-    return '"' + name.replace('"', '\\"') + '"'
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _instant(moment: datetime) -> str:
-    return f"TIMESTAMPTZ {_quote(moment.isoformat())}"
