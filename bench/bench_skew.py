@@ -336,7 +336,6 @@ def measure(
     stores = {f: FeatureStore(config=config(scale, f)) for f in formats}
     try:
         first = stores[formats[0]]
-        dataset = first.get_dataset(DATASET)
         for _ in range(repeat):
             job = first.get_historical_features(entity, SERVICE)
             result = timed(job.to_arrow, timing("get_historical_features"))
@@ -347,10 +346,10 @@ def measure(
                     lambda store=store: replay(store, SERVICE, start, end),
                     timing(f"replay (log format {log_format})"),
                 )
-                drift = timed(
+                drift = timed(  # the dataset read, checked and profiled as `featurehub skew` does
                     lambda store=store: check_distribution(
-                        store.config.serving_log_root, SERVICE, dataset, start, end,
-                        store.config.monitoring,
+                        store.config.serving_log_root, SERVICE, store.get_dataset(DATASET),
+                        start, end, store.config.monitoring,
                     ),
                     timing(f"distribution check (log format {log_format})"),
                 )  # fmt: skip
@@ -383,6 +382,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=(1, 2),
         action="append",
         help="also measure a log of this format (2, the current one, always)",
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        default=ROOT / "BENCHMARKS.md",
+        help="the file whose bench_skew section gets the figures (default: BENCHMARKS.md)",
     )
     parser.add_argument("--root", type=Path, default=DATA_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -420,6 +425,34 @@ def report(
     return lines
 
 
+BEGIN, END_MARK = "<!-- bench_skew: begin -->", "<!-- bench_skew: end -->"
+SECTION = "## Skew checks (`bench/bench_skew.py`)"
+
+
+def record(path: Path, lines: list[str], argv: list[str]) -> None:
+    """Put `lines` between the markers of `path`'s skew section (text around them is kept),
+    with the command, the time and the machine; add the section if it is missing."""
+    command = " ".join([".venv/bin/python bench/bench_skew.py", *argv])
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    block = "\n".join([BEGIN, "", f"`{command}`, {when}, {platform()}:", "", *lines, "", END_MARK])
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END_MARK in text:
+        before, rest = text.split(BEGIN, 1)
+        text = before + block + rest.split(END_MARK, 1)[1]
+    else:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
+    path.write_text(text)
+
+
+def platform() -> str:
+    import platform as host
+
+    return (
+        f"Python {host.python_version()}, {host.system()} {host.release()}, "
+        f"{os.cpu_count()} CPUs, pyarrow {pa.__version__}"
+    )
+
+
 def main(argv: list[str] | None = None) -> list[str]:
     args = parse_args(argv)
     scale = Scale(args.rows, args.entities, args.log_rows, args.seed, args.root)
@@ -431,6 +464,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     lines = report(scale, args.formats, timings, found)
     print()
     print("\n".join(lines))
+    record(args.record, lines, sys.argv[1:] if argv is None else argv)
+    print(f"\nrecorded in {args.record}")
     return lines
 
 

@@ -11,6 +11,8 @@ the statistics that need values (KS, Wasserstein). The statistics and their defa
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -96,17 +98,20 @@ def check_distribution(
             "feature server, or the SDK with log=True, answered)"
         )
     training = dataset.to_arrow()
-    drifts = [
-        feature_drift(
+
+    def drift(name: str) -> FeatureDrift:
+        kind = profiles[name].kind
+        return feature_drift(
             profiles[name],
-            _training_values(training.column(name), profiles[name].kind),
-            served.column(name).to_pylist()
-            if profiles[name].kind == "category"
-            else served.column(name).to_numpy(zero_copy_only=False),
+            _training_values(training.column(name), kind),
+            _served_values(served.column(name), kind),
             thresholds,
         )
-        for name in names
-    ]
+
+    # NumPy's sorts and searches, most of the statistics' time, let the GIL go: one feature
+    # per core.
+    with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1) or 1) as pool:
+        drifts = list(pool.map(drift, names))
     return DistributionResult(feature_service, dataset.name, start, end, served.num_rows, drifts)
 
 
@@ -120,6 +125,17 @@ def _served_kind(arrow_type: str) -> str:
 
 
 def _training_values(column: Any, kind: str) -> np.ndarray | list[Any]:
+    """A number feature's training values, sorted (below); categories are compared with the
+    stored profile's frequencies, not the rows."""
     if kind == "number":
-        return np.asarray(column.cast("double").to_numpy(zero_copy_only=False), dtype=float)
-    return column.to_pylist()
+        return np.sort(column.cast("double").to_numpy(zero_copy_only=False))
+    return []
+
+
+def _served_values(column: Any, kind: str) -> Any:
+    """Served numbers sorted (nulls as NaN, last): the statistics do not depend on the order,
+    and scipy's Wasserstein distance, which argsorts its inputs, takes a fifth of the time on
+    sorted ones (a NumPy sort of 1M floats takes ~15 ms)."""
+    if kind == "number":
+        return np.sort(column.to_numpy(zero_copy_only=False).astype(float))
+    return column  # categories: counted by Arrow
