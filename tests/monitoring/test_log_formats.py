@@ -14,8 +14,10 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
 from featurehub import types
+from featurehub.cli import app
 from featurehub.monitoring import LogWriter, ServedAnswer
 from featurehub.skew.served_rows import (
     SERVED_AT,
@@ -26,6 +28,7 @@ from featurehub.skew.served_rows import (
     read_served_values,
 )
 from tests.monitoring.v1_log import write_v1
+from tests.repos import make_repo
 
 NOW = time.time()
 FEATURES = [
@@ -120,3 +123,26 @@ def test_old_logs_read_as_new_ones(tmp_path: Path, formats: str) -> None:
 
     assert values(files).equals(values(new))
     assert values(new).num_rows == 36
+
+
+def test_upgrade_rewrites_old_files_in_place_as_the_writer_would(tmp_path: Path) -> None:
+    """`featurehub serving-log upgrade`: format 1 files become format 2, read as before and
+    as the files the writer writes; format 2 files are left alone; a second run has nothing
+    to do."""
+    repo = make_repo(tmp_path / "repo")
+    with (repo / "featurehub.yaml").open("a") as config:
+        config.write("serving_log:\n  root: logs\n")
+    mixed = write(repo / "logs", "12")
+    before = served_rows(mixed)
+    typed_files = set(LogFiles.of(mixed).typed)
+    stamps = {path: path.stat().st_mtime_ns for path in typed_files}
+    upgraded = CliRunner().invoke(app, ["-r", str(repo), "serving-log", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "Upgraded 1 files (18 rows)" in upgraded.output
+    files = log_files(repo / "logs", "svc", *window())
+    assert set(files) == set(mixed) and not LogFiles.of(files).json
+    assert {path: path.stat().st_mtime_ns for path in typed_files} == stamps
+    assert served_rows(files) == before == served_rows(write(tmp_path / "new", "2"))
+    assert not list((repo / "logs").rglob("*.tmp"))
+    again = CliRunner().invoke(app, ["-r", str(repo), "serving-log", "upgrade"])
+    assert "Upgraded 0 files" in again.output
