@@ -3,7 +3,7 @@ columns) in format 2 (typed columns; `log_format`), in place.
 
 Optional: every reader reads format 1 files. Upgrading makes the log uniform for people who
 query it by hand, and its files as fast to check as new ones. Each file is converted on its
-own (Python parses its JSON once, row by row: a one-time cost, ~1 s per 100k rows), written
+own (Python parses its JSON once, row by row: a one-time cost, 1-2 s per 100k rows), written
 to `_staging` and renamed over the original, so a reader sees the old file or the new one,
 never half of either; a crash leaves the old file (and garbage in `_staging`).
 """
