@@ -24,8 +24,9 @@ event time are per feature, as the API answers them: the writer needs no registr
 which features share a view. Statuses cost next to nothing (dictionary and run-length
 encoded); event times, a column per feature, make files ~1.3x the size of format 1's. Types
 come from the values (the answer body is all the writer has): bytes are logged as the API
-serves them, base64 text; timestamps as ISO 8601 text. A file holds the columns of the requests it logged, so files of one service may differ
-(a feature added): read them by name (`union_by_name`), as `log_reader` does.
+serves them, base64 text; timestamps as ISO 8601 text. A file holds the columns of the
+requests it logged, so files of one service may differ (a feature added): read them by name
+(`union_by_name`), as `log_reader` does.
 
 Format 1 (before issue 10, no `FORMAT_KEY`): the four JSON text columns `entity_keys`,
 `feature_values`, `statuses` and `event_timestamps` instead of the typed ones. Parsing them
