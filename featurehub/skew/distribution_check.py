@@ -83,36 +83,43 @@ def check_distribution(
     names = [name for name in profiles if profiles[name].kind in ("number", "category")]
     files = log_files(Path(log_root), feature_service, start, end)
     kinds = {name: _served_kind(profiles[name].type) for name in names}
-    if files:
-        con = duckdb.connect()
-        try:
-            served = read_served_values(con, files, kinds, start, end)
-        finally:
-            con.close()
-    else:
-        served = pa.table({})
-    if not served.num_rows:
-        raise SkewCheckError(
-            f"no logged rows of feature service {feature_service!r} served in [{start}, {end}): "
-            "choose a window in which it served requests (the serving log records what the "
-            "feature server, or the SDK with log=True, answered)"
-        )
-    training = dataset.to_arrow()
+    # NumPy's sorts and searches, most of the statistics' time, let the GIL go, and so do
+    # the reads: the dataset is read (and its files checked) while DuckDB reads the log, then
+    # the features are checked one per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        training_read = pool.submit(dataset.to_arrow) if files else None
+        served = _read_served(files, kinds, start, end)
+        if training_read is None or not served.num_rows:
+            raise SkewCheckError(
+                f"no logged rows of feature service {feature_service!r} served in [{start}, "
+                f"{end}): choose a window in which it served requests (the serving log records "
+                "what the feature server, or the SDK with log=True, answered)"
+            )
+        training = training_read.result()
 
-    def drift(name: str) -> FeatureDrift:
-        kind = profiles[name].kind
-        return feature_drift(
-            profiles[name],
-            _training_values(training.column(name), kind),
-            _served_values(served.column(name), kind),
-            thresholds,
-        )
+        def drift(name: str) -> FeatureDrift:
+            kind = profiles[name].kind
+            return feature_drift(
+                profiles[name],
+                _training_values(training.column(name), kind),
+                _served_values(served.column(name), kind),
+                thresholds,
+            )
 
-    # NumPy's sorts and searches, most of the statistics' time, let the GIL go: one feature
-    # per core.
-    with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1) or 1) as pool:
         drifts = list(pool.map(drift, names))
     return DistributionResult(feature_service, dataset.name, start, end, served.num_rows, drifts)
+
+
+def _read_served(
+    files: list[Path], kinds: dict[str, str], start: datetime, end: datetime
+) -> pa.Table:
+    if not files:
+        return pa.table({})
+    con = duckdb.connect()
+    try:
+        return read_served_values(con, files, kinds, start, end)
+    finally:
+        con.close()
 
 
 def _served_kind(arrow_type: str) -> str:
