@@ -66,6 +66,7 @@ bench: install $(if $(FEAST),feast-venv)
 	$(BIN)/python bench/bench_online.py $(FEAST)
 	$(BIN)/python bench/bench_materialize.py $(FEAST)
 	$(BIN)/python bench/bench_server.py --baseline $(FEAST)
+	$(BIN)/python bench/bench_skew.py --log-format 1
 
 feast-venv: bench/.venv-feast/.installed
 

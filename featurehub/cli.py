@@ -1255,5 +1255,28 @@ def models_score(
     )
 
 
+# -- the serving log (docs/serving-log.md) -------------------------------------------------------
+
+serving_log_app = typer.Typer(help="The serving log: upgrade old files.", no_args_is_help=True)
+app.add_typer(serving_log_app, name="serving-log")
+
+
+@serving_log_app.command("upgrade")
+def serving_log_upgrade(ctx: typer.Context) -> None:
+    """Rewrite the serving log's format 1 files (JSON text) in format 2 (typed columns), in
+    place; optional, since every reader reads both (docs/serving-log.md, "Formats")."""
+    from featurehub.monitoring.log_upgrade import format_1_files, upgrade_file
+
+    root = _store(ctx).config.serving_log_root
+    files = rows = 0
+    try:
+        for path in format_1_files(root):
+            rows += upgrade_file(path, root)
+            files += 1
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot upgrade the serving log under {root}: {exc}")
+    console.print(f"Upgraded {files:,} files ({rows:,} rows) under {root} to format 2.")
+
+
 if __name__ == "__main__":  # `python -m featurehub.cli`, as `python -m featurehub`
     app()

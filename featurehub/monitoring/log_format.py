@@ -1,6 +1,7 @@
-"""The serving log's format: the record the server hands over and its Parquet schema.
+"""The serving log's format: the record the server hands over and its Parquet layout.
 
-Schema (stable; one row per served entity row):
+Format 2 (written since issue 10; `FORMAT_KEY` in the file's metadata says "2"): one row per
+served entity row, fixed columns first, then typed columns named `<kind>.<name>`:
 
 | column | type | |
 | --- | --- | --- |
@@ -8,16 +9,29 @@ Schema (stable; one row per served entity row):
 | row | int32 | index of the entity row in the request |
 | served_at | timestamp[us, UTC] | when the request was answered |
 | model_version | string, nullable | reserved for a later issue; null today |
-| entity_keys | string (JSON object) | join key -> value |
-| feature_values | string (JSON object) | feature name -> value (bytes as base64) |
-| statuses | string (JSON object) | feature name -> present, not_found or expired |
-| event_timestamps | string (JSON object) | feature name -> ISO 8601 time or null |
 | source | string | who served it: "server" (the feature server) or "sdk" (`get_online_features`) |
+| key.<join key> | int64, string, ... | the entity key, typed as sent |
+| value.<feature> | int64, float64, bool, string | the value (null: null, not found, expired) |
+| status.<feature> | string | present, not_found or expired; null: the row did not ask for it |
+| event_timestamp.<feature> | timestamp[us, UTC] | the served row's event time, or null |
 | feature_service, date | hive partition columns | from the path |
 
-JSON strings rather than map columns: feature values have mixed types, and one string column
-per kind keeps the schema identical across services and over time. DuckDB reads them with
-`feature_values->>'$.conv_rate'` or `json_extract`.
+`<feature>` is the name as served: `conv_rate`, or `driver_stats__conv_rate` for a request
+with full feature names. Names are identifiers (no dots, `definitions.names`), so the part
+before the first dot says what a column is, no prefixed name can equal a fixed column, and
+people querying the log with DuckDB write `"value.conv_rate"`, not a JSON path. Status and
+event time are per feature, as the API answers them: the writer needs no registry to know
+which features share a view. Statuses cost next to nothing (dictionary and run-length
+encoded); event times, a column per feature, make files ~1.3x the size of format 1's. Types
+come from the values (the answer body is all the writer has): bytes are logged as the API
+serves them, base64 text; timestamps as ISO 8601 text. A file holds the columns of the
+requests it logged, so files of one service may differ (a feature added): read them by name
+(`union_by_name`), as `log_reader` does.
+
+Format 1 (before issue 10, no `FORMAT_KEY`): the four JSON text columns `entity_keys`,
+`feature_values`, `statuses` and `event_timestamps` instead of the typed ones. Parsing them
+dominated the skew replay (~2 s of ~4.5 for 1M rows); every reader still reads such files,
+mixed with format 2 in one window, and `featurehub serving-log upgrade` rewrites them.
 
 `source` was added after the first logs were written: files without it were all written by
 the server. Read the log with `log_reader.read_serving_log`, which says so, rather than
@@ -39,7 +53,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from featurehub.online.lookup import OnlineResponse
@@ -51,19 +64,28 @@ SDK = "sdk"
 AD_HOC = "ad-hoc"
 """Partition name of requests that listed features rather than naming a feature service."""
 
+FORMAT_KEY = b"featurehub.serving_log.format"
+FORMAT = b"2"
+"""The Parquet metadata entry that marks a file of format 2; files without it are format 1."""
+
+KEY, VALUE, STATUS, EVENT_TIMESTAMP = "key.", "value.", "status.", "event_timestamp."
+"""Prefixes of the typed columns: `key.driver_id`, `value.conv_rate`, ..."""
+
+V1_COLUMNS = ("entity_keys", "feature_values", "statuses", "event_timestamps")
+"""Format 1's JSON text columns, in place of the typed ones."""
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
 SCHEMA = pa.schema(
     [
         pa.field("request_id", pa.string(), nullable=False),
         pa.field("row", pa.int32(), nullable=False),
-        pa.field("served_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("served_at", TIMESTAMP, nullable=False),
         pa.field("model_version", pa.string()),
-        pa.field("entity_keys", pa.string(), nullable=False),
-        pa.field("feature_values", pa.string(), nullable=False),
-        pa.field("statuses", pa.string(), nullable=False),
-        pa.field("event_timestamps", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
     ]
 )
+"""The fixed columns of format 2, which every file has; the typed columns follow them."""
 
 
 class ServedAnswer(NamedTuple):
@@ -169,17 +191,11 @@ def answer_body(
     )
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(
-        value, default=json_default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
-    ).decode()
-
-
 Group = tuple[str, str]
 """(feature service or AD_HOC, YYYY-MM-DD): one Parquet file per group and commit."""
 
 
-# -- requests to Arrow: columns first, JSON text built by Arrow kernels ---------------------
+# -- requests to Arrow: one typed column per key, feature and kind ---------------------------
 
 
 class _Columns:
@@ -187,7 +203,8 @@ class _Columns:
 
     Features of one view share one list of statuses and one of event timestamps (the server
     hands them over so): a sharing tuple maps each feature to the first feature with the
-    same list, and a shared list is gathered and turned into JSON text once, not per feature.
+    same list, and a shared list is gathered and converted once, its Arrow array then used
+    for every feature of the view.
     """
 
     def __init__(
@@ -210,7 +227,7 @@ class _Columns:
 
     def table(self) -> pa.Table:
         # Columns are gathered by C loops (map, itemgetter, chain) over the requests' dicts,
-        # not by a Python loop per request and feature.
+        # not by a Python loop per request and feature; Arrow converts each list at once.
         ids, times, _, keys, values, statuses, stamps, sources = zip(*self.requests, strict=True)
         counts = np.array(self.counts, dtype=np.int64)
         owner = np.repeat(np.arange(len(counts)), counts)  # request index of each row
@@ -219,25 +236,62 @@ class _Columns:
         rows = len(owner)
         features = self.feature_names
 
-        def texts(dicts: tuple[dict[str, list[Any]], ...], name: str) -> pa.Array:
-            return json_texts(list(itertools.chain.from_iterable(map(itemgetter(name), dicts))))
+        def gathered(dicts: tuple[dict[str, list[Any]], ...], name: str) -> list[Any]:
+            return list(itertools.chain.from_iterable(map(itemgetter(name), dicts)))
 
-        value_texts = [texts(values, name) for name in features]
-        status_texts = {i: texts(statuses, features[i]) for i in set(self.status_sharing)}
-        stamp_texts = {i: texts(stamps, features[i]) for i in set(self.stamp_sharing)}
-        key_texts = [texts(keys, name) for name in self.key_names]
+        status_arrays = {
+            i: pa.array(gathered(statuses, features[i]), pa.string())
+            for i in set(self.status_sharing)
+        }
+        stamp_arrays = {
+            i: timestamp_array(gathered(stamps, features[i])) for i in set(self.stamp_sharing)
+        }
+        names = list(SCHEMA.names)
         columns = [
             pa.array(ids, pa.string()).take(owner),
             pa.array(np.arange(rows) - starts[owner], pa.int32()),
-            pa.array(micros[owner], pa.timestamp("us", tz="UTC")),
+            pa.array(micros[owner], TIMESTAMP),
             pa.nulls(rows, pa.string()),
-            json_objects(self.key_names, key_texts, rows),
-            json_objects(features, value_texts, rows),
-            json_objects(features, [status_texts[i] for i in self.status_sharing], rows),
-            json_objects(features, [stamp_texts[i] for i in self.stamp_sharing], rows),
             pa.array(sources, pa.string()).take(owner),
         ]
-        return pa.Table.from_arrays(columns, schema=SCHEMA)
+        for name in self.key_names:
+            names.append(KEY + name)
+            columns.append(typed_array(gathered(keys, name)))
+        names += [VALUE + name for name in features]
+        columns += [typed_array(gathered(values, name)) for name in features]
+        names += [STATUS + name for name in features]
+        columns += [status_arrays[i] for i in self.status_sharing]
+        names += [EVENT_TIMESTAMP + name for name in features]
+        columns += [stamp_arrays[i] for i in self.stamp_sharing]
+        return pa.Table.from_arrays(columns, names=names)
+
+
+def typed_array(column: list[Any]) -> pa.Array:
+    """`column` as the Arrow array its values call for (int64, float64, bool, string; a
+    column of only nulls has the null type, which readers and `concat` promote). Values of
+    mixed kinds, which a typed feature never serves, are kept as their JSON text."""
+    try:
+        array = pa.array(column)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else _dumps(v) for v in column], pa.string())
+    if pa.types.is_integer(array.type) and array.type != pa.int64():
+        return array.cast(pa.int64())
+    return array
+
+
+def timestamp_array(column: list[Any]) -> pa.Array:
+    """Event timestamps (ISO 8601 text, as the answer body holds them, or aware datetimes)
+    as timestamp[us, UTC]."""
+    array = pa.array(column)
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(column), TIMESTAMP)
+    return array.cast(TIMESTAMP)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(
+        value, default=json_default, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+    ).decode()
 
 
 def _sharing(columns: dict[str, list[Any]]) -> tuple[int, ...]:
@@ -260,9 +314,10 @@ def _day(served_at: float) -> str:
 
 
 def to_tables(requests: Sequence[ServedRequest]) -> dict[Group, pa.Table]:
-    """One row per served entity row, in the log's SCHEMA, one table per (feature service,
-    date). The Python work is a few list extends per request; the JSON text of the rows is
-    assembled by Arrow kernels over whole columns."""
+    """One row per served entity row, in format 2, one table per (feature service, date).
+    The Python work is a few list extends per request; Arrow converts whole columns. Groups
+    with other keys or features (ad-hoc requests) are concatenated by column name, with
+    nulls where a request did not have a column."""
     batches: dict[tuple[Any, ...], _Columns] = {}
     for request in requests:
         rows = request.rows
@@ -283,47 +338,17 @@ def to_tables(requests: Sequence[ServedRequest]) -> dict[Group, pa.Table]:
     tables: dict[Group, list[pa.Table]] = {}
     for (service, day, *_), columns in batches.items():
         tables.setdefault((service, day), []).append(columns.table())
-    return {
-        group: pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        for group, parts in tables.items()
-    }
+    return {group: concat(parts) for group, parts in tables.items()}
 
 
-_PLAIN = frozenset({int, float, bool, type(None)})
-_TEXT = frozenset({str, type(None)})
+def concat(tables: Sequence[pa.Table]) -> pa.Table:
+    """`tables` as one, by column name: a column missing from some is null there, a null-typed
+    one takes the others' type, int64 and float64 become float64."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
-def json_texts(column: list[Any]) -> pa.Array:
-    """Each value of `column` as JSON text (orjson's, so the log reads as the API answers)."""
-    kinds = set(map(type, column))
-    if kinds <= _PLAIN:
-        return _plain_texts(column)
-    if kinds <= _TEXT:  # statuses, timestamps, categories: few distinct values
-        encoded = pa.array(column, pa.string()).dictionary_encode()
-        distinct = [_dumps(value) for value in encoded.dictionary.to_pylist()]
-        return pa.array(distinct, pa.string()).take(encoded.indices).fill_null("null")
-    return pa.array([_dumps(value) for value in column], pa.string())
-
-
-def _plain_texts(column: list[Any]) -> pa.Array:
-    """`json_texts` of numbers, booleans and None: orjson writes the whole column in one
-    call, `[1,2.5,null]`, and no value holds a comma, so the commas delimit the values; the
-    string array is built from that text's bytes, without a Python object per value."""
-    text = orjson.dumps(column)[1:-1]
-    commas = np.flatnonzero(np.frombuffer(text, np.uint8) == ord(","))
-    ends = np.append(commas, len(text)) - np.arange(len(commas) + 1)  # commas removed
-    offsets = np.concatenate(([0], ends)).astype(np.int32)
-    data = text.replace(b",", b"")
-    return pa.StringArray.from_buffers(len(column), pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def json_objects(names: Sequence[str], texts: Sequence[pa.Array], rows: int) -> pa.Array:
-    """Row i is the JSON object {names[j]: texts[j][i]}, `texts` being `json_texts`."""
-    if not names:
-        return pa.array(["{}"] * rows, pa.string())
-    parts: list[Any] = []
-    for index, (name, text) in enumerate(zip(names, texts, strict=True)):
-        parts.append(pa.scalar(("{" if index == 0 else ",") + _dumps(name) + ":"))
-        parts.append(text)
-    parts.append(pa.scalar("}"))
-    return pc.binary_join_element_wise(*parts, "")
+def with_format(table: pa.Table) -> pa.Table:
+    """`table` marked as format 2 in its Parquet metadata."""
+    return table.replace_schema_metadata({FORMAT_KEY: FORMAT})

@@ -3,7 +3,11 @@ wrote it and whenever.
 
 Files written before the `source` column existed lack it; they were all written by the
 feature server, so their rows read as `source = 'server'`. Files are read by column name
-(`union_by_name`), so a column added later never shifts the others.
+(`union_by_name`), so a column added later never shifts the others: format 2 files give the
+typed `key.*`, `value.*`, `status.*` and `event_timestamp.*` columns, format 1 files (before
+issue 10) the JSON text columns `entity_keys`, `feature_values`, `statuses` and
+`event_timestamps`; each is null on the other's rows (`featurehub serving-log upgrade`
+rewrites format 1 files). The skew checks read both (`featurehub.skew.served_rows`).
 """
 
 from __future__ import annotations

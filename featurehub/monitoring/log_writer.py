@@ -29,7 +29,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from featurehub.monitoring.log_format import Group, ServedAnswer, decode, to_tables
+from featurehub.monitoring.log_format import (
+    Group,
+    ServedAnswer,
+    concat,
+    decode,
+    to_tables,
+    with_format,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,7 @@ class LogWriter:
         """Commit each group's tables as one Parquet file; return the files."""
         files = []
         for (service, day), parts in tables.items():
-            table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            table = concat(parts)
             folder = self.root / f"feature_service={service}" / f"date={day}"
             files.append(self._publish(table, folder))
             self.written += table.num_rows
@@ -118,7 +125,7 @@ class LogWriter:
         staging.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}"
         temporary = staging / f"{name}.parquet.tmp"
-        pq.write_table(table, temporary, compression="zstd")
+        pq.write_table(with_format(table), temporary, compression="zstd")
         with temporary.open("rb") as handle:
             os.fsync(handle.fileno())
         folder.mkdir(parents=True, exist_ok=True)

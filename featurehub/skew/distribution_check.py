@@ -1,7 +1,8 @@
 """The distribution check of one feature service: what it served in a window (its serving
 log, whatever wrote it) against a saved training dataset, feature by feature.
 
-The served side is read with DuckDB from the log's JSON columns, one typed column per feature
+The served side is read with DuckDB from the log (`served_rows.read_served_values`: the
+typed columns of format 2 files, the JSON of format 1 ones), one typed column per feature
 under its short or its full name (`view__feature`), as the request asked (nulls where the
 value was null or the key was not found or expired: that is what the model got); the
 training side is the dataset's stored profile, and its rows of the one feature for the
@@ -11,19 +12,23 @@ statistics that need values (KS, Wasserstein). The statistics and their defaults
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from featurehub.datasets.dataset import Dataset
 from featurehub.errors import FeaturehubError
-from featurehub.monitoring.log_reader import read_serving_log
 from featurehub.skew.distribution import DriftThresholds, FeatureDrift, feature_drift
+from featurehub.skew.served_rows import log_files, read_served_values
 from featurehub.types import as_utc
 
 
@@ -87,41 +92,32 @@ def check_distribution(
     start, end = as_utc(start), as_utc(end)
     profiles = dataset.profile
     names = [name for name in profiles if profiles[name].kind in ("number", "category")]
-    con = duckdb.connect()
-    try:
-        log = read_serving_log(log_root, con)
-        window = log.filter(
-            f"feature_service = {_quote(feature_service)} "
-            f"AND served_at >= {_instant(start)} AND served_at < {_instant(end)}"
-        )
-        log_names = _log_names(dataset)
-        served = window.select(
-            ", ".join(
-                _served_column(name, log_names.get(name, (name,)), profiles[name].type)
-                for name in names
+    files = log_files(Path(log_root), feature_service, start, end)
+    kinds = {name: _served_kind(profiles[name].type) for name in names}
+    # NumPy's sorts and searches, most of the statistics' time, let the GIL go, and so do
+    # the reads: the dataset is read (and its files checked) while DuckDB reads the log, then
+    # the features are checked one per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        training_read = pool.submit(dataset.to_arrow) if files else None
+        served = _read_served(files, kinds, _log_names(dataset), start, end)
+        if training_read is None or not served.num_rows:
+            raise SkewCheckError(
+                f"no logged rows of feature service {feature_service!r} served in [{start}, "
+                f"{end}): choose a window in which it served requests (the serving log records "
+                "what the feature server, or the SDK with log=True, answered)"
             )
-            or "1"
-        ).to_arrow_table()
-    finally:
-        con.close()
-    if not served.num_rows:
-        raise SkewCheckError(
-            f"no logged rows of feature service {feature_service!r} served in [{start}, {end}): "
-            "choose a window in which it served requests (the serving log records what the "
-            "feature server, or the SDK with log=True, answered)"
-        )
-    training = dataset.to_arrow()
-    drifts = [
-        feature_drift(
-            profiles[name],
-            _training_values(training.column(name), profiles[name].kind),
-            served.column(name).to_pylist()
-            if profiles[name].kind == "category"
-            else served.column(name).to_numpy(zero_copy_only=False),
-            (per_feature or {}).get(name, thresholds),
-        )
-        for name in names
-    ]
+        training = training_read.result()
+
+        def drift(name: str) -> FeatureDrift:
+            kind = profiles[name].kind
+            return feature_drift(
+                profiles[name],
+                _training_values(training.column(name), kind),
+                _served_values(served.column(name), kind),
+                (per_feature or {}).get(name, thresholds),
+            )
+
+        drifts = list(pool.map(drift, names))
     return DistributionResult(feature_service, dataset.name, start, end, served.num_rows, drifts)
 
 
@@ -138,34 +134,43 @@ def _log_names(dataset: Dataset) -> dict[str, tuple[str, ...]]:
     return names
 
 
-def _served_column(name: str, log_names: tuple[str, ...], arrow_type: str) -> str:
-    """The served value of a feature, typed as in training (null: null, not found, expired),
-    under whichever of its names the row was logged with."""
-    extracts = [
-        f"json_extract(feature_values, {_quote(f'$.{_json_key(log_name)}')})"
-        for log_name in log_names
-    ]
-    value = extracts[0] if len(extracts) == 1 else f"coalesce({', '.join(extracts)})"
+def _read_served(
+    files: list[Path],
+    kinds: dict[str, str],
+    log_names: Mapping[str, tuple[str, ...]],
+    start: datetime,
+    end: datetime,
+) -> pa.Table:
+    if not files:
+        return pa.table({})
+    con = duckdb.connect()
+    try:
+        return read_served_values(con, files, kinds, start, end, log_names)
+    finally:
+        con.close()
+
+
+def _served_kind(arrow_type: str) -> str:
+    """How a feature of the dataset's `arrow_type` is read from the log, to compare alike."""
     if arrow_type == "bool":
-        return f'TRY_CAST({value} AS BOOLEAN) AS "{name}"'
+        return "bool"
     if arrow_type.startswith("string") or arrow_type.startswith("large_string"):
-        return f"({value} ->> '$') AS \"{name}\""
-    return f'TRY_CAST({value} AS DOUBLE) AS "{name}"'
+        return "string"
+    return "number"
 
 
 def _training_values(column: Any, kind: str) -> np.ndarray | list[Any]:
+    """A number feature's training values, sorted (below); categories are compared with the
+    stored profile's frequencies, not the rows."""
     if kind == "number":
-        return np.asarray(column.cast("double").to_numpy(zero_copy_only=False), dtype=float)
-    return column.to_pylist()
+        return np.sort(column.cast("double").to_numpy(zero_copy_only=False))
+    return []
 
 
-def _json_key(name: str) -> str:
-    return '"' + name.replace('"', '\\"') + '"'
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _instant(moment: datetime) -> str:
-    return f"TIMESTAMPTZ {_quote(moment.isoformat())}"
+def _served_values(column: Any, kind: str) -> Any:
+    """Served numbers sorted (nulls as NaN, last): the statistics do not depend on the order,
+    and scipy's Wasserstein distance, which argsorts its inputs, takes a fifth of the time on
+    sorted ones (a NumPy sort of 1M floats takes ~15 ms)."""
+    if kind == "number":
+        return np.sort(column.to_numpy(zero_copy_only=False).astype(float))
+    return column  # categories: counted by Arrow

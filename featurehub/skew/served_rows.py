@@ -1,10 +1,12 @@
 """The serving log's rows of one feature service in a time window, as typed Arrow columns.
 
-The log keeps entity keys, values, statuses and event timestamps as JSON text
-(`featurehub.monitoring.log_format`). DuckDB parses each JSON column once per row
-(`json_extract_string` with a list of paths returns every feature in one parse) and casts
-each value to its feature's type, so no Python runs per row. Columns are read by name and
-any other column of the files (a later `source`, say) is ignored.
+Format 2 files (`featurehub.monitoring.log_format`) hold typed columns: they are read as they
+are, only the columns the check needs, and cast to each feature's type. Format 1 files hold
+JSON text: DuckDB parses each JSON column once per row (`json_extract_string` with a list of
+paths returns every feature in one parse) and casts each value. A window may hold files of
+both: each kind is read by its own SELECT and the two are one UNION ALL, so no Python runs
+per row either way. Columns are read by name and any other column of the files (a later
+`source`, say) is ignored; a column no file of the window has reads as null.
 
 Only the files of the `date=` partitions the window touches are read: the writer files a
 row under the UTC day of its served_at, so a day outside [start, end) holds no row of it.
@@ -12,15 +14,17 @@ row under the UTC day of its served_at, so a day outside [start, end) holds no r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from featurehub import types
+from featurehub.monitoring.log_format import EVENT_TIMESTAMP, FORMAT_KEY, KEY, STATUS, VALUE
 from featurehub.types import ValueType
 
 SERVED_AT = "__replay_served_at"
@@ -90,6 +94,53 @@ def view_numbers(features: Sequence[ServedFeature]) -> list[int]:
     return [numbers.setdefault(feature.view, len(numbers)) for feature in features]
 
 
+@dataclass(frozen=True)
+class LogFiles:
+    """Log files split by format: format 1 (JSON text) and format 2 (typed), with the names
+    of the columns any format 2 file has (files of one service may differ)."""
+
+    json: tuple[Path, ...]
+    typed: tuple[Path, ...]
+    typed_columns: frozenset[str]
+
+    @classmethod
+    def of(cls, files: Sequence[Path]) -> LogFiles:
+        """Each file's format, from its Parquet footer (its metadata, a few kB)."""
+        json_files: list[Path] = []
+        typed: list[Path] = []
+        columns: set[str] = set()
+        for path in files:
+            schema = pq.read_schema(path)
+            if (schema.metadata or {}).get(FORMAT_KEY) is None:
+                json_files.append(path)
+            else:
+                typed.append(path)
+                columns.update(schema.names)
+        return cls(tuple(json_files), tuple(typed), frozenset(columns))
+
+    def column(self, name: str) -> str:
+        """A typed column by name, or NULL when no format 2 file has it."""
+        return _quote(name) if name in self.typed_columns else "NULL"
+
+    def chosen(self, short: str, full: str, short_used: str) -> str:
+        """The column `short` where `short_used` (a condition) holds, else `full`: a request
+        named its features either way; with only one of them logged, that one."""
+        if full not in self.typed_columns:
+            return self.column(short)
+        if short not in self.typed_columns:
+            return self.column(full)
+        return f"CASE WHEN {short_used} THEN {_quote(short)} ELSE {_quote(full)} END"
+
+
+def _scan(files: Sequence[Path], window: str) -> str:
+    file_list = ", ".join(_literal(str(path)) for path in files)
+    return f"read_parquet([{file_list}], union_by_name = true) WHERE {window}"
+
+
+def _window(start: datetime, end: datetime) -> str:
+    return f"served_at >= {_instant(start)} AND served_at < {_instant(end)}"
+
+
 def read_served_rows(
     con: duckdb.DuckDBPyConnection,
     files: Sequence[Path],
@@ -105,8 +156,61 @@ def read_served_rows(
     `view_numbers`). A view the row did not serve has a null status. Rows come in no order.
 
     Features of one view share their status and event timestamp (the look-up gives them the
-    same ones), so those are read from the view's first feature only: a third of the JSON
-    work of reading them per feature."""
+    same ones), so those are read from the view's first feature only."""
+    split = LogFiles.of(files)
+    selects = []
+    if split.typed:
+        selects.append(_typed_select(split, join_keys, features, start, end, sample))
+    if split.json:
+        selects.append(_json_select(split.json, join_keys, features, start, end, sample))
+    return con.sql(" UNION ALL ".join(selects)).to_arrow_table()
+
+
+def _typed_select(
+    split: LogFiles,
+    join_keys: dict[str, ValueType],
+    features: Sequence[ServedFeature],
+    start: datetime,
+    end: datetime,
+    sample: float | None,
+) -> str:
+    """`read_served_rows` of the format 2 files: column reads and casts."""
+    views = view_numbers(features)
+    firsts = [features[views.index(j)] for j in range(len(set(views)))]
+    keys = [f"{split.column(KEY + key)}::VARCHAR" for key in join_keys]
+    columns = [
+        f"{split.column(KEY + key)}::{_sql_type(value_type)} AS {_quote(key)}"
+        for key, value_type in join_keys.items()
+    ]
+    columns += [f"served_at AS {SERVED_AT}", f"request_id AS {REQUEST_ID}", f'"row" AS {ROW}']
+    short_used = []  # per view: whether the row named its features short
+    for j, feature in enumerate(firsts):
+        short, full = feature.log_names
+        used = f"{split.column(STATUS + short)} IS NOT NULL"
+        short_used.append(used)
+        status = split.chosen(STATUS + short, STATUS + full, used)
+        event = split.chosen(EVENT_TIMESTAMP + short, EVENT_TIMESTAMP + full, used)
+        columns += [
+            f"({status})::VARCHAR AS {served_status(j)}",
+            f"({event})::TIMESTAMPTZ AS {served_event(j)}",
+        ]
+    for i, feature in enumerate(features):
+        short, full = feature.log_names
+        value = split.chosen(VALUE + short, VALUE + full, short_used[views[i]])
+        columns.append(f"({value})::{_sql_type(feature.value_type)} AS {served_value(i)}")
+    sampled = f" AND {sample_condition(keys, sample)}" if sample is not None else ""
+    return f"SELECT {', '.join(columns)} FROM {_scan(split.typed, _window(start, end))}{sampled}"
+
+
+def _json_select(
+    files: Sequence[Path],
+    join_keys: dict[str, ValueType],
+    features: Sequence[ServedFeature],
+    start: datetime,
+    end: datetime,
+    sample: float | None,
+) -> str:
+    """`read_served_rows` of the format 1 files: one parse of each JSON column per row."""
     views = view_numbers(features)
     firsts = [features[views.index(j)] for j in range(len(set(views)))]
     key_paths = [_path(key) for key in join_keys]
@@ -130,25 +234,76 @@ def read_served_rows(
             value_types.setdefault(name, _sql_type(feature.value_type))
         short = f"s[{2 * views[i] + 1}] IS NOT NULL"  # the name this row's log used
         columns.append(
-            f"CASE WHEN {short} THEN v.{_quote(feature.log_names[0])} "
-            f"ELSE v.{_quote(feature.log_names[1])} END AS {served_value(i)}"
+            f"(CASE WHEN {short} THEN v.{_quote(feature.log_names[0])} "
+            f"ELSE v.{_quote(feature.log_names[1])} END)::{_sql_type(feature.value_type)} "
+            f"AS {served_value(i)}"
         )
     structure = (
         "{" + ", ".join(f"{_json_name(n)}: {_json_name(t)}" for n, t in value_types.items()) + "}"
     )
-    file_list = ", ".join(_literal(str(path)) for path in files)
-    window = f"served_at >= {_instant(start)} AND served_at < {_instant(end)}"
     sampled = f" AND {sample_condition(keys, sample)}" if sample is not None else ""
-    sql = (
+    return (
         f'SELECT {", ".join(columns)} FROM (SELECT served_at, request_id, "row", '
         f"json_extract_string(entity_keys, {_list(key_paths)}) AS k, "
         f"from_json(feature_values, {_literal(structure)}) AS v, "
         f"json_extract_string(statuses, {_list(view_paths)}) AS s, "
         f"json_extract_string(event_timestamps, {_list(view_paths)}) AS e "
-        f"FROM read_parquet([{file_list}], union_by_name = true) WHERE {window}) "
+        f"FROM {_scan(files, _window(start, end))}) "
         f"WHERE true{sampled}"
     )
-    return con.sql(sql).to_arrow_table()
+
+
+def read_served_values(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path],
+    features: dict[str, str],
+    start: datetime,
+    end: datetime,
+    log_names: Mapping[str, Sequence[str]] | None = None,
+) -> pa.Table:
+    """The served values of `features` (name -> "number", "bool" or "string": how the
+    distribution check reads them) in rows served in [start, end), one column per feature
+    named as it, nulls where the value was null, not found or expired (what the model got).
+    A feature is read under each of its `log_names` (default: its own name), the first that
+    holds a value: a request named it `conv_rate` or, with full feature names,
+    `driver_stats__conv_rate`."""
+    split = LogFiles.of(files)
+    names = log_names or {}
+    selects = []
+    as_sql = {"number": "DOUBLE", "bool": "BOOLEAN", "string": "VARCHAR"}
+
+    def first(values: list[str]) -> str:
+        return values[0] if len(values) == 1 else f"coalesce({', '.join(values)})"
+
+    if split.typed:
+        columns = [
+            first(
+                [
+                    f"TRY_CAST({split.column(VALUE + logged)} AS {as_sql[kind]})"
+                    for logged in names.get(name, (name,))
+                ]
+            )
+            + f" AS {_quote(name)}"
+            for name, kind in features.items()
+        ]
+        selects.append(
+            f"SELECT {', '.join(columns) or '1'} FROM {_scan(split.typed, _window(start, end))}"
+        )
+    if split.json:
+        columns = []
+        for name, kind in features.items():
+            values = []
+            for logged in names.get(name, (name,)):
+                value = f"json_extract(feature_values, {_literal(_path(logged))})"
+                if kind == "string":
+                    values.append(f"({value} ->> '$')")
+                else:
+                    values.append(f"TRY_CAST({value} AS {as_sql[kind]})")
+            columns.append(f"{first(values)} AS {_quote(name)}")
+        selects.append(
+            f"SELECT {', '.join(columns) or '1'} FROM {_scan(split.json, _window(start, end))}"
+        )
+    return con.sql(" UNION ALL ".join(selects)).to_arrow_table()
 
 
 _SQL_TYPES = {

@@ -7,23 +7,29 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
 from featurehub import FeatureStore
 from featurehub.config import RepoConfig
 from featurehub.monitoring import SCHEMA, LogWriter, ServedAnswer, ServingLog
+from featurehub.monitoring.log_format import FORMAT, FORMAT_KEY
 from featurehub.server import create_app
+from tests.monitoring.log_rows import record
 from tests.server.conftest import server_config, with_serving_log
 
 
 def read_log(root: Path) -> list[dict[str, object]]:
     relation = duckdb.sql(
-        f"SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true) "
+        f"SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true, "
+        "union_by_name = true) "
         "ORDER BY served_at, request_id, row"
     )
     return relation.arrow().read_all().to_pylist()  # type: ignore[no-any-return]
@@ -90,13 +96,12 @@ def test_server_logs_what_it_served(served_config: RepoConfig, log_root: Path) -
     assert {r["feature_service"] for r in rows} == {"driver_service", "ad-hoc"}
     mine = [r for r in rows if r["request_id"] == last["request_id"]]
     assert [r["row"] for r in mine] == [0, 1]
-    assert orjson.loads(mine[0]["entity_keys"]) == {"driver_id": 1001}
-    assert orjson.loads(mine[0]["feature_values"]) == {"conv_rate": 0.5, "trips_today": 5}
-    assert orjson.loads(mine[1]["statuses"]) == {
-        "conv_rate": "not_found",
-        "trips_today": "not_found",
-    }
-    assert orjson.loads(mine[0]["event_timestamps"])["conv_rate"].endswith("Z")
+    first, second = record(mine[0]), record(mine[1])
+    assert first["entity_keys"] == {"driver_id": 1001}
+    assert first["feature_values"] == {"conv_rate": 0.5, "trips_today": 5}
+    assert second["statuses"] == {"conv_rate": "not_found", "trips_today": "not_found"}
+    assert first["event_timestamps"]["conv_rate"].tzinfo is not None
+    assert second["event_timestamps"] == {"conv_rate": None, "trips_today": None}
     assert mine[0]["model_version"] is None
     assert {r["source"] for r in rows} == {"server"}
     assert str(mine[0]["date"]) == time.strftime("%Y-%m-%d", time.gmtime())
@@ -111,12 +116,13 @@ def test_schema_is_stable_and_staging_invisible(tmp_path: Path) -> None:
     assert len(files) == 2
     for file in files:
         assert duckdb.sql(f"DESCRIBE SELECT * FROM '{file}'").fetchall()[0][0] == "request_id"
-        import pyarrow.parquet as pq
-
-        assert pq.read_schema(file).remove_metadata().equals(SCHEMA)
+        schema = pq.read_schema(file)
+        assert schema.metadata == {FORMAT_KEY: FORMAT}
+        assert pq.read_schema(file).remove_metadata().names[: len(SCHEMA)] == SCHEMA.names
+        assert schema.field("value.blob").type == pa.string()
     rows = read_log(tmp_path)
     assert len(rows) == 3
-    assert orjson.loads(rows[0]["feature_values"])["blob"] == "AAE="  # bytes as base64
+    assert rows[0]["value.blob"] == "AAE="  # bytes as base64, as served
 
 
 def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
@@ -190,10 +196,9 @@ def wait_for(condition: Callable[[], bool]) -> None:
         time.sleep(0.01)
 
 
-def test_rows_read_as_orjson_writes_them(tmp_path: Path) -> None:
-    """Columns are turned into JSON text by Arrow kernels; the text is orjson's, value for
-    value (as the server answered it), and lists shared by several features (one view's
-    statuses) are read right."""
+def test_rows_are_typed_columns_of_what_was_served(tmp_path: Path) -> None:
+    """Each key and feature is a typed column (nulls stay nulls; NaN, which the answer holds
+    as null, too), and lists shared by several features (one view's statuses) are read right."""
     shared = ["present", "not_found", "expired"]
     values: dict[str, list[object]] = {
         "rate": [0.5, 100.0, float("nan")],
@@ -212,16 +217,25 @@ def test_rows_read_as_orjson_writes_them(tmp_path: Path) -> None:
             for name, column in values.items()
         },
     )
-    LogWriter(tmp_path).commit([request])
+    (file,) = LogWriter(tmp_path).commit([request])
+    schema = pq.read_schema(file)
+    types = {"rate": pa.float64(), "count": pa.int64(), "flag": pa.bool_(), "zone": pa.string()}
+    for name, arrow_type in {**types, "blob": pa.string()}.items():
+        assert schema.field(f"value.{name}").type == arrow_type
+        assert schema.field(f"event_timestamp.{name}").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("key.driver_id").type == pa.int64()
     rows = read_log(tmp_path)
     assert [r["row"] for r in rows] == [0, 1, 2]
     for index, row in enumerate(rows):
-        expected_values = {name: column[index] for name, column in values.items()}
-        as_served = orjson.dumps(expected_values, default=lambda b: base64.b64encode(b).decode())
-        assert row["feature_values"] == as_served.decode()
-        assert orjson.loads(row["statuses"]) == dict.fromkeys(values, shared[index])
-        assert orjson.loads(row["entity_keys"]) == {
+        logged = record(row)
+        expected = {name: column[index] for name, column in values.items()}
+        expected["rate"] = [0.5, 100.0, None][index]
+        expected["blob"] = [b64(b"\x00"), None, b64(b"\xff")][index]
+        assert logged["feature_values"] == expected
+        assert logged["statuses"] == dict.fromkeys(values, shared[index])
+        assert logged["entity_keys"] == {
             "driver_id": index + 1,
             "zone_id": ["x", "y,z", "w"][index],
         }
-    assert orjson.loads(rows[1]["event_timestamps"]) == dict.fromkeys(values)
+    assert record(rows[1])["event_timestamps"] == dict.fromkeys(values)
+    assert record(rows[0])["event_timestamps"]["rate"] == datetime(2026, 1, 1, tzinfo=timezone.utc)

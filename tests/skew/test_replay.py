@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from featurehub import FeatureStore, types
 from featurehub.config import MonitoringConfig, RepoConfig, ServerConfig
 from featurehub.errors import FeaturehubError
-from featurehub.monitoring import SCHEMA
+from featurehub.monitoring import LogWriter, ServedAnswer
+from featurehub.monitoring.log_format import TIMESTAMP
 from featurehub.offline.base import offline_schema
 from featurehub.offline.connection import duckdb_connection
 from featurehub.offline.pit import ViewQuery
@@ -287,17 +288,23 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_UTC_Z).decode()
 
 
-def write_log(root: Path, rows: list[dict[str, Any]]) -> list[Path]:
-    """The rows as the log's Parquet files (one per day), with an extra column a later
-    writer might add."""
+def write_log(
+    root: Path, rows: list[dict[str, Any]], formats: tuple[int, ...] = (2,)
+) -> list[Path]:
+    """The rows as the log's Parquet files, one per day, the days in `formats` in turn:
+    format 2 through the real writer (each row a request of one entity row), format 1 as it
+    was written (JSON text), with an extra column a later writer might add."""
     files = []
-    for day in sorted({row["served_at"].date() for row in rows}):
+    for number, day in enumerate(sorted({row["served_at"].date() for row in rows})):
         part = [row for row in rows if row["served_at"].date() == day]
+        if formats[number % len(formats)] == 2:
+            files += LogWriter(root).commit([logged_answer(row) for row in part])
+            continue
         table = pa.table(
             {
                 "request_id": [row["request_id"] for row in part],
                 "row": pa.array([row["row"] for row in part], pa.int32()),
-                "served_at": pa.array([row["served_at"] for row in part], SCHEMA.field(2).type),
+                "served_at": pa.array([row["served_at"] for row in part], TIMESTAMP),
                 "model_version": pa.nulls(len(part), pa.string()),
                 "entity_keys": [dumps({"k": row["k"]}) for row in part],
                 "feature_values": [dumps(row["values"]) for row in part],
@@ -311,6 +318,20 @@ def write_log(root: Path, rows: list[dict[str, Any]]) -> list[Path]:
         pq.write_table(table, folder / "part-0.parquet")
         files.append(folder / "part-0.parquet")
     return files
+
+
+def logged_answer(row: dict[str, Any]) -> ServedAnswer:
+    """A logged row as the answer the server hands its log: one entity row."""
+    features = {
+        name: {
+            "values": [value],
+            "statuses": [row["statuses"][name]],
+            "event_timestamps": [row["events"][name]],
+        }
+        for name, value in row["values"].items()
+    }
+    body = orjson.dumps({"keys": {"k": [row["k"]]}, "features": features}, option=orjson.OPT_UTC_Z)
+    return ServedAnswer(row["request_id"], row["served_at"].timestamp(), "svc", 1, body, "sdk")
 
 
 def kept_by_sample(key: int, fraction: float | None) -> bool:
@@ -413,9 +434,11 @@ def run_replay(
     start: datetime,
     end: datetime,
     sample: float | None = None,
+    formats: tuple[int, ...] = (2,),
 ) -> Any:
-    """`replay_log` on the view `rows` and the `logged` rows, written as Parquet under `root`."""
-    files = write_log(root / "logs", logged)
+    """`replay_log` on the view `rows` and the `logged` rows, written as Parquet under `root`
+    in `formats` (`write_log`)."""
+    files = write_log(root / "logs", logged, formats)
     data_file = root / "view.parquet"
     schema = pa.schema(
         [
@@ -459,13 +482,14 @@ def test_replay_equals_a_brute_force_comparison(
     start = hour(0) + timedelta(minutes=data.draw(st.sampled_from([0, 60, 150])))
     end = start + timedelta(hours=data.draw(st.sampled_from([1, 3, 8])))
     sample = data.draw(st.sampled_from([None, 0.3, 0.7, 1.0]))
+    formats = data.draw(st.sampled_from([(1,), (2,), (1, 2), (2, 1)]))  # old logs still check
     expected = brute_replay(logged, view, start, end, sample)
     root = tmp_path_factory.mktemp("replay")
     if not any(figures["rows_compared"] for figures in expected.values()):
         with pytest.raises(ReplayError, match="nothing to replay"):
-            run_replay(root, rows, logged, ttl, start, end, sample)
+            run_replay(root, rows, logged, ttl, start, end, sample, formats)
         return
-    result = run_replay(root, rows, logged, ttl, start, end, sample)
+    result = run_replay(root, rows, logged, ttl, start, end, sample, formats)
     for name, figures in expected.items():
         found = result.feature(name)
         assert found.rows_compared == figures["rows_compared"]
