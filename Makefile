@@ -31,6 +31,12 @@ demo: install
 		--entities $(REPO)/data/trips.parquet --service trip_completion_v1 \
 		--description "make demo: every trip, point-in-time correct"
 	$(BIN)/featurehub -r $(REPO) datasets list
+	# a model trained on that dataset, registered with its lineage, gated, promoted, then
+	# nightly-style batch scoring with the same point-in-time join
+	$(BIN)/python $(REPO)/train_model.py $(DEMO_DATASET)
+	$(BIN)/featurehub -r $(REPO) models describe trip_completion@production
+	$(BIN)/featurehub -r $(REPO) models score trip_completion \
+		--entities $(REPO)/data/trips.parquet --out $(REPO)/data/scores.parquet
 	$(BIN)/python $(REPO)/compare_online_offline.py
 	$(BIN)/featurehub -r $(REPO) materialize-incremental
 	$(BIN)/featurehub -r $(REPO) status
