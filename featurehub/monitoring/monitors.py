@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from featurehub.definitions import FeatureService, Monitor
+from featurehub.definitions.cron import for_croniter
 from featurehub.errors import FeaturehubError
 from featurehub.monitoring.alert_events import AlertEvent, skew_check_failed
 from featurehub.types import as_utc
@@ -33,7 +34,8 @@ def latest_tick(schedule: str, at: datetime) -> datetime:
     from croniter import croniter
 
     moment = as_utc(at) + timedelta(microseconds=1)  # croniter's get_prev is strictly before
-    return as_utc(croniter(schedule, moment).get_prev(datetime))
+    tick = croniter(for_croniter(schedule), moment).get_prev(datetime)
+    return as_utc(tick).replace(fold=0)
 
 
 def due_tick(monitor: Monitor, at: datetime, checked_until: datetime | None) -> datetime | None:
