@@ -205,3 +205,19 @@ def test_bad_alert_settings_name_the_key(
     with pytest.raises(ConfigError, match="featurehub.yaml") as caught:
         load_config(repo, env={})
     assert message in str(caught.value)
+
+
+def test_the_documented_configuration_loads(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "alerts.md").read_text()
+    block = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    repo = make_repo(tmp_path / "repo")
+    with (repo / "featurehub.yaml").open("a") as config:
+        config.write(block)
+    alerts = load_config(repo, env={}).monitoring.alerts
+    assert [hook.events for hook in alerts.webhooks] == [
+        ["skew_check_failed", "view_stale", "materialization_failed"],
+        ["materialization_failed"],
+    ]
+    assert alerts.command is not None and alerts.command.events == ["skew_check_failed"]
+    built = AlertDispatcher.from_config(alerts, env={"ALERTS_AUTH_HEADER": "Bearer x"})
+    assert len(built.destinations) == 3
