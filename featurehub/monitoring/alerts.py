@@ -118,6 +118,7 @@ class Destination:
         self._queue: queue.Queue[AlertEvent | None] = queue.Queue(settings.queue_size)
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._counts_lock = threading.Lock()  # the caller and the worker both drop
         self.delivered = 0
         self.dropped = 0
 
@@ -127,7 +128,7 @@ class Destination:
         try:
             self._queue.put_nowait(event)
         except queue.Full:
-            self.dropped += 1
+            self._count_dropped()
             logger.error(
                 "alert %s (%s) dropped for %s: its queue holds %d events already",
                 event.id,
@@ -189,7 +190,7 @@ class Destination:
         try:
             retrying(self.sender.send, event, settings.timeout_seconds)
         except Exception as exc:  # a dead destination must not stop the worker
-            self.dropped += 1
+            self._count_dropped()
             logger.error(
                 "alert %s (%s) dropped for %s after %d attempt(s): %s",
                 event.id,
@@ -199,7 +200,12 @@ class Destination:
                 exc,
             )
             return
-        self.delivered += 1
+        with self._counts_lock:
+            self.delivered += 1
+
+    def _count_dropped(self) -> None:
+        with self._counts_lock:
+            self.dropped += 1
 
 
 class AlertDispatcher:

@@ -304,6 +304,14 @@ def test_a_monitor_that_cannot_run_exits_2_and_records_nothing(tmp_path: Path) -
     assert "error: monitor of driver_service:" in ran.output
     with FeatureStore(repo) as store:
         assert store.skew_checks.checked_until("driver_service") is None
+    with (repo / "featurehub.yaml").open("a") as config:
+        config.write(
+            "monitoring:\n  alerts:\n    webhooks:\n      - url: http://127.0.0.1:9/hook\n"
+            "        headers_from_env: {X-Token: FEATUREHUB_TEST_UNSET_TOKEN}\n"
+        )
+    unset = runner.invoke(app, ["-r", str(repo), "monitor", "run"])
+    assert unset.exit_code == 2, unset.output
+    assert "FEATUREHUB_TEST_UNSET_TOKEN, which is not set" in " ".join(unset.output.split())
 
 
 def test_a_range_of_one_value_is_that_value_not_every_minute() -> None:
