@@ -8,6 +8,7 @@ from featurehub.definitions import (
     FeatureService,
     FeatureView,
     Field,
+    Monitor,
     ParquetSource,
     SqlSource,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "FeatureStore",
     "FeatureView",
     "Field",
+    "Monitor",
     "ParquetSource",
     "SqlSource",
     "__version__",

@@ -1278,5 +1278,142 @@ def serving_log_upgrade(ctx: typer.Context) -> None:
     console.print(f"Upgraded {files:,} files ({rows:,} rows) under {root} to format 2.")
 
 
+monitor_app = typer.Typer(
+    no_args_is_help=True,
+    help=(
+        "Feature service monitors: scheduled skew checks that alert when they fail "
+        "(docs/alerts.md)."
+    ),
+)
+app.add_typer(monitor_app, name="monitor")
+
+
+@monitor_app.command("run")
+def monitor_run(
+    ctx: typer.Context,
+    feature_service: str | None = typer.Argument(
+        None, help="Run this service's monitor (default: every monitor due at --at)."
+    ),
+    at: str | None = typer.Option(
+        None, "--at", help="The time to run for (ISO 8601, UTC; default: now)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print each check's result as JSON."),
+) -> None:
+    """Run monitors by hand, as the scheduler does: each checks the window that ends at its
+    schedule's latest tick at or before --at, records the check and alerts when it fails.
+    With SERVICE, its monitor runs even if that tick was checked already; without, every
+    monitor whose latest tick is not checked yet runs.
+
+    Exit 0 when every check passed (or none was due), 1 when one failed, 2 when one could
+    not run (the others still run).
+    """
+    from featurehub.monitoring.monitors import MonitorRun, due_monitors, run_monitor
+
+    store = _store(ctx)
+    moment = _parse_time(at, "--at") if at else datetime.now(timezone.utc)
+    try:
+        store.alerts  # noqa: B018  (a misconfigured destination fails before any check)
+        names = (
+            [feature_service]
+            if feature_service is not None
+            else [service.name for service, _ in due_monitors(store, moment)]
+        )
+    except FeaturehubError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        store.close()
+        raise typer.Exit(SKEW_COULD_NOT_RUN) from None
+    runs: list[MonitorRun] = []
+    could_not_run = 0
+    for name in names:
+        try:
+            runs.append(run_monitor(store, name, moment))
+        except FeaturehubError as exc:
+            could_not_run += 1
+            err_console.print(
+                f"error: monitor of {name}: {exc}", highlight=False, markup=False, soft_wrap=True
+            )
+    store.close()  # delivers the alerts raised (a bounded wait)
+    if as_json:
+        print(json.dumps([_monitor_run_json(run) for run in runs], indent=2, default=str))
+    elif not names:
+        console.print(f"no monitor due at {moment:%Y-%m-%d %H:%M:%S}", highlight=False)
+    else:
+        _render_monitor_runs(runs)
+    if could_not_run:
+        raise typer.Exit(SKEW_COULD_NOT_RUN)
+    raise typer.Exit(0 if all(run.passed for run in runs) else 1)
+
+
+def _monitor_run_json(run: Any) -> dict[str, Any]:
+    return {
+        "feature_service": run.feature_service,
+        "tick": run.tick.isoformat(),
+        "check_id": run.check_id,
+        "passed": run.passed,
+        "alerts": [event.to_dict() for event in run.events],
+        "result": run.report.to_dict(),
+    }
+
+
+def _render_monitor_runs(runs: list[Any]) -> None:
+    table = Table(title="monitors run")
+    for column in ("service", "tick", "window", "rows", "passed", "alerts"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("failed features", overflow="fold")
+    for run in runs:
+        report = run.report
+        failed = "\n".join(
+            f"{escape(f.feature)} ({f.check}): {escape(f.figure)}" for f in report.failed_features()
+        )
+        table.add_row(
+            escape(run.feature_service),
+            f"{run.tick:%Y-%m-%d %H:%M}",
+            f"{report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M}",
+            f"{report.replay.rows:,}",
+            "[green]yes[/]" if run.passed else "[red]no[/]",
+            str(len(run.events)),
+            failed,
+        )
+    console.print(table)
+
+
+@monitor_app.command("list")
+def monitor_list(
+    ctx: typer.Context,
+    at: str | None = typer.Option(None, "--at", help="The time to judge (default: now)."),
+) -> None:
+    """The registered monitors: schedule, window, dataset, what was checked, what is due."""
+    from featurehub.monitoring.monitors import due_tick, monitored_services
+
+    store = _store(ctx)
+    moment = _parse_time(at, "--at") if at else datetime.now(timezone.utc)
+    try:
+        services = monitored_services(store)
+        table = Table(title=f"monitors of {store.project}")
+        for column in ("service", "schedule", "window", "against", "checked until", "due"):
+            table.add_column(column, no_wrap=True)
+        for service in services:
+            monitor = service.monitor
+            assert monitor is not None
+            until = store.skew_checks.checked_until(service.name)
+            tick = due_tick(monitor, moment, until)
+            table.add_row(
+                escape(service.name),
+                escape(monitor.schedule),
+                str(monitor.window),
+                escape(monitor.against or ""),
+                f"{until:%Y-%m-%d %H:%M}" if until else "never",
+                f"{tick:%Y-%m-%d %H:%M}" if tick else "",
+            )
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    if not services:
+        console.print(
+            "no feature service declares a monitor: FeatureService(..., monitor=Monitor(...))"
+        )
+        return
+    console.print(table)
+
+
 if __name__ == "__main__":  # `python -m featurehub.cli`, as `python -m featurehub`
     app()

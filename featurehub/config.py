@@ -121,6 +121,63 @@ LEGACY_LOG_KEYS = {
 }
 
 
+# The events an alert destination may subscribe to (docs/alerts.md).
+AlertKind = Literal["skew_check_failed", "view_stale", "materialization_failed"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("skew_check_failed", "view_stale", "materialization_failed")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class WebhookConfig(_Section):
+    """One webhook: each event is POSTed to `url` as JSON. `headers_from_env` maps a header
+    to the environment variable holding its value, so a token never sits in the file."""
+
+    url: str
+    headers_from_env: dict[str, str] = Field(default_factory=dict)
+    events: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS))
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("headers_from_env")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, variable in value.items():
+            if not _ENV_NAME.match(variable):
+                raise ValueError(
+                    f"header {header!r}: {variable!r} is not an environment variable name; "
+                    "write the variable's name (e.g. ALERT_TOKEN), never the secret itself"
+                )
+        return value
+
+
+class AlertCommandConfig(_Section):
+    """A command run per event: `argv` (no shell), the event JSON on stdin and in
+    FEATUREHUB_ALERT_* variables; a nonzero exit is a failed delivery (retried)."""
+
+    argv: list[str] = Field(min_length=1)
+    events: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS))
+
+
+class AlertsConfig(_Section):
+    """Where alert events go (`monitoring.alerts`) and how hard delivery tries."""
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    command: AlertCommandConfig | None = None
+    # Per attempt: a webhook's request, or the command's run.
+    timeout_seconds: Seconds = 10.0
+    # Attempts per event and destination (the first one included), with exponential backoff
+    # from `backoff_seconds`, at most `max_backoff_seconds` between two.
+    attempts: int = Field(default=5, ge=1)
+    backoff_seconds: Seconds = 1.0
+    max_backoff_seconds: Seconds = 60.0
+    # Events waiting per destination; beyond, new events are dropped (and logged).
+    queue_size: int = Field(default=1_000, gt=0)
+
+
 class MonitoringConfig(_Section):
     """Skew check thresholds (`monitoring:`), the defaults of docs/skew-checks.md."""
 
@@ -139,6 +196,8 @@ class MonitoringConfig(_Section):
     max_value_skew_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     max_ttl_or_status_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     max_unexplained_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Where the events of failed checks, stale views and failed runs go (docs/alerts.md).
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> MonitoringConfig:

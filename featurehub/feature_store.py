@@ -28,6 +28,7 @@ from featurehub.engines.planning import backfill_tasks, incremental_tasks
 from featurehub.engines.rebuild import OfflineStoreEngine, rebuild_tasks
 from featurehub.engines.runner import ProgressCallback, run_tasks
 from featurehub.errors import FeaturehubError
+from featurehub.monitoring.alerts import AlertDispatcher
 from featurehub.monitoring.sdk_log import SdkServingLog
 from featurehub.monitoring.status import ViewStatus, view_statuses
 from featurehub.offline.parquet import ParquetOfflineStore
@@ -79,6 +80,8 @@ class FeatureStore:
         self._online: OnlineStore | None = None
         self._serving_log: SdkServingLog | None = None
         self._serving_log_lock = threading.Lock()  # threads of an app share one log
+        self._alerts: AlertDispatcher | None = None
+        self._alerts_lock = threading.Lock()
         self._checked_at = 0.0
 
     @property
@@ -96,7 +99,11 @@ class FeatureStore:
         return self._registry
 
     def close(self) -> None:
-        """Release the stores; first commit what the serving log holds (nothing is lost)."""
+        """Release the stores; first commit what the serving log holds (nothing is lost) and
+        deliver the queued alerts (for a bounded time: docs/alerts.md)."""
+        if self._alerts is not None:
+            self._alerts.close()
+            self._alerts = None
         if self._serving_log is not None:
             self._serving_log.close()
             self._serving_log = None
@@ -451,6 +458,16 @@ class FeatureStore:
         return check_skew(
             self, feature_service, dataset, begin, finish, self.config.monitoring, sample
         )
+
+    @property
+    def alerts(self) -> AlertDispatcher:
+        """Where events go (featurehub.yaml's `monitoring.alerts`): `alerts.emit(event)`
+        queues an event (featurehub.monitoring.alert_events) for each destination that takes
+        its kind and returns at once; `close` delivers what is queued (docs/alerts.md)."""
+        with self._alerts_lock:
+            if self._alerts is None:
+                self._alerts = AlertDispatcher.from_config(self.config.monitoring.alerts)
+            return self._alerts
 
     @property
     def skew_checks(self) -> SkewCheckLog:

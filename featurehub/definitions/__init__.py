@@ -3,6 +3,7 @@
 from featurehub.definitions.entity import Entity
 from featurehub.definitions.feature_service import FeatureService
 from featurehub.definitions.feature_view import FeatureView, FeatureViewProjection, Field
+from featurehub.definitions.monitor import Monitor
 from featurehub.definitions.source import CsvSource, DataSource, ParquetSource, SqlSource
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "FeatureView",
     "FeatureViewProjection",
     "Field",
+    "Monitor",
     "ParquetSource",
     "SqlSource",
 ]

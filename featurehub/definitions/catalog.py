@@ -13,6 +13,7 @@ from typing import Any
 from featurehub.definitions.entity import Entity
 from featurehub.definitions.feature_service import FeatureService
 from featurehub.definitions.feature_view import FeatureView, FeatureViewProjection, Field
+from featurehub.definitions.monitor import Monitor
 from featurehub.definitions.source import DataSource
 from featurehub.errors import DefinitionError, NotFoundError, did_you_mean
 
@@ -56,6 +57,7 @@ class Catalog:
                 owner=spec.get("owner", ""),
                 tags=dict(spec.get("tags", {})),
                 description=spec.get("description", ""),
+                monitor=Monitor.from_spec(spec["monitor"]) if spec.get("monitor") else None,
             )
         return cls(entities, sources, views, services)
 

@@ -6,19 +6,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featurehub.definitions.feature_view import FeatureView, FeatureViewProjection
+from featurehub.definitions.monitor import Monitor
 from featurehub.definitions.names import check_name
 from featurehub.errors import DefinitionError
 
 
 @dataclass(frozen=True, eq=False)
 class FeatureService:
-    """A named list of features (whole views or `view[[...]]` subsets) for one model."""
+    """A named list of features (whole views or `view[[...]]` subsets) for one model.
+
+    `monitor`, optional, runs its skew check on a schedule (docs/alerts.md): a failed check
+    raises a `skew_check_failed` alert."""
 
     name: str
     features: list[FeatureView | FeatureViewProjection]
     owner: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    monitor: Monitor | None = None
 
     def __post_init__(self) -> None:
         check_name("feature service", self.name)
@@ -42,6 +47,13 @@ class FeatureService:
                 f"{where}: view(s) {repeated} listed twice; list each view once "
                 "with all the features you need: view[['a', 'b']]"
             )
+        if self.monitor is not None:
+            if not isinstance(self.monitor, Monitor):
+                raise DefinitionError(
+                    f"{where}: monitor must be Monitor(schedule=..., window=...), "
+                    f"got {self.monitor!r}"
+                )
+            self.monitor.checked(where)
         object.__setattr__(self, "features", projections)
         object.__setattr__(self, "tags", dict(self.tags))
 
@@ -56,10 +68,13 @@ class FeatureService:
         return [p for p in self.features if isinstance(p, FeatureViewProjection)]
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "name": self.name,
             "features": [p.to_spec() for p in self.projections],
             "owner": self.owner,
             "tags": dict(sorted(self.tags.items())),
             "description": self.description,
         }
+        if self.monitor is not None:  # only when set: older registries have no such key
+            spec["monitor"] = self.monitor.to_spec()
+        return spec

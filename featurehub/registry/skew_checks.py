@@ -138,6 +138,17 @@ class SkewCheckLog:
         found = self.history(feature_service, limit=1)
         return found[0] if found else None
 
+    def checked_until(self, feature_service: str) -> datetime | None:
+        """The latest window end of the service's recorded checks (None: never checked): a
+        monitor's tick at or before it is done (featurehub.monitoring.monitors)."""
+        query = sa.select(sa.func.max(skew_checks.c.window_end)).where(
+            skew_checks.c.project == self._project,
+            skew_checks.c.feature_service == feature_service,
+        )
+        with self._engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else as_utc(found)
+
     def _check_known(self, feature_service: str) -> None:
         services = sa.select(registry_objects.c.name).where(
             registry_objects.c.project == self._project,

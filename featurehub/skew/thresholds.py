@@ -36,7 +36,9 @@ _STRICT = ConfigDict(strict=True)  # 0.1, not "0.1" nor True: a definition says 
 
 
 def accepted_keys() -> list[str]:
-    return list(MonitoringConfig.model_fields)
+    """The threshold keys of `monitoring:` (its `alerts:` is where events go, not a
+    threshold)."""
+    return [key for key in MonitoringConfig.model_fields if key != "alerts"]
 
 
 def checked_thresholds(owner: str, given: Any) -> dict[str, float | int]:
@@ -50,7 +52,7 @@ def checked_thresholds(owner: str, given: Any) -> dict[str, float | int]:
         )
     checked: dict[str, float | int] = {}
     for key, value in given.items():
-        info = MonitoringConfig.model_fields.get(key) if isinstance(key, str) else None
+        info = MonitoringConfig.model_fields.get(key) if key in accepted else None
         if info is None:
             raise DefinitionError(
                 f"{owner}: skew threshold {key!r} is not a monitoring key."
