@@ -45,6 +45,7 @@ from featurehub.online.lookup import EntityRows, OnlineResponse, entity_rows_of,
 from featurehub.online.markers import lost_views
 from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.datasets import DatasetCatalog
+from featurehub.registry.leases import Leases, view_lease
 from featurehub.registry.runs import Run
 from featurehub.registry.skew_checks import SkewCheckLog
 from featurehub.registry.sql import HistoryEntry
@@ -79,6 +80,7 @@ class FeatureStore:
         self._serving_log: SdkServingLog | None = None
         self._serving_log_lock = threading.Lock()  # threads of an app share one log
         self._checked_at = 0.0
+        self._leases: Leases | None = None
 
     @property
     def project(self) -> str:
@@ -94,6 +96,14 @@ class FeatureStore:
             self._registry = SqlRegistry(self.config.registry_url)
         return self._registry
 
+    @property
+    def leases(self) -> Leases:
+        """The project's leases, held as this store (one holder per store)."""
+        if self._leases is None:
+            seconds = self.config.scheduler.lease_seconds
+            self._leases = self.registry.leases(self.project, seconds)
+        return self._leases
+
     def close(self) -> None:
         """Release the stores; first commit what the serving log holds (nothing is lost)."""
         if self._serving_log is not None:
@@ -105,6 +115,7 @@ class FeatureStore:
         if self._registry is not None:
             self._registry.close()
             self._registry = None
+            self._leases = None
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -207,9 +218,15 @@ class FeatureStore:
     ) -> list[MaterializationResult]:
         """Take what arrived since each view's watermark, up to `end` (now by default, and
         never later than now): late rows and rows that became due included. See
-        `featurehub.engines.planning` for the exact rule."""
+        `featurehub.engines.planning` for the exact rule.
+
+        It holds each view's lease (featurehub/registry/leases.py) from before it reads the
+        watermark until the run is recorded, so two concurrent runs never take the same
+        window twice: LeaseHeld says which process is running the view."""
+        selected = self._views(views)
         runs = self.registry.runs(self.project)
-        return self._run(incremental_tasks(self._views(views), runs, end=end), engine, on_progress)
+        with self.leases.hold([view_lease(view.name) for view in selected]):
+            return self._run(incremental_tasks(selected, runs, end=end), engine, on_progress)
 
     def rebuild_online(
         self, views: Sequence[str] | None = None, *, on_progress: ProgressCallback | None = None

@@ -154,3 +154,19 @@ skew_checks = sa.Table(
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_skew_checks_service", "project", "feature_service", "id"),
 )
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("project", sa.String(128), primary_key=True),
+    # What is leased: "view:<name>" for a view's materialization (featurehub/scheduler).
+    sa.Column("name", sa.String(255), primary_key=True),
+    # host:pid:token of the holding process; only the holder renews or releases it.
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    # Past this moment the lease is free: its holder stopped renewing (killed, hung).
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,35 @@
+"""Leases: one holder at a time per named job (a view's materialization), across processes.
+
+A scheduler (or `featurehub materialize-incremental`) holds a view's lease while it runs the
+view, renews it by heartbeat, and releases it when done; a holder that dies stops renewing
+and its lease expires, so another process takes the view over.
+
+Revision ID: 0010
+Revises: 0008 (re-pointed at 0009 when the models migration lands)
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "leases",
+        sa.Column("project", sa.String(128), primary_key=True),
+        sa.Column("name", sa.String(255), primary_key=True),
+        sa.Column("holder", sa.String(255), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("leases")
