@@ -77,9 +77,8 @@ def test_schedulers_share_views_and_survive_a_kill_9(
     assert overlapping(rows) == []
     killed = [row for row in rows if row["pid"] == victim.pid and row["status"] != "success"]
     assert len(killed) == 1  # the run it was in
-    after = [
-        row for row in rows if row["view"] == killed[0]["view"] and row["id"] > killed[0]["id"]
-    ]
+    view, killed_id = killed[0]["view"], killed[0]["id"]
+    after = [row for row in rows if row["view"] == view and row["id"] > killed_id]
     assert after and all(row["pid"] != victim.pid for row in after)  # taken over
     taken_over = after[0]["started_at"].timestamp() - killed_at
     print(f"{view} taken over {taken_over:.2f}s after the kill")  # a figure
