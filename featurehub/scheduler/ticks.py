@@ -18,9 +18,21 @@ from croniter import croniter
 from featurehub.types import as_utc
 
 
+def _for_croniter(schedule: str) -> str:
+    """The schedule with one-value ranges ("5-5") written as the value: croniter 7 reads
+    such a range as "every value" (found by tests/scheduler/test_ticks.py's oracle)."""
+
+    def part(text: str) -> str:
+        span, slash, step = text.partition("/")
+        low, dash, high = span.partition("-")
+        return low + slash + step if dash and low == high and not slash else text
+
+    return " ".join(",".join(map(part, field.split(","))) for field in schedule.split())
+
+
 def ticks_after(schedule: str, start: datetime) -> Iterator[datetime]:
     """The schedule's ticks strictly after `start`, in order, forever."""
-    times = croniter(schedule, as_utc(start))
+    times = croniter(_for_croniter(schedule), as_utc(start))
     while True:
         yield times.get_next(datetime)
 
@@ -51,5 +63,5 @@ def due_ends(
 def interval(schedule: str, now: datetime) -> timedelta:
     """The length of the schedule's interval that ends at its next tick after `now`."""
     after = next_tick(schedule, now)
-    before: datetime = croniter(schedule, after).get_prev(datetime)
+    before: datetime = croniter(_for_croniter(schedule), after).get_prev(datetime)
     return after - before
