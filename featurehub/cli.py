@@ -27,6 +27,7 @@ from featurehub.engines.planning import EPOCH
 from featurehub.engines.runner import MaterializationError, ProgressCallback
 from featurehub.errors import FeaturehubError, NotFoundError, did_you_mean
 from featurehub.feature_store import FeatureStore
+from featurehub.monitoring.freshness import age_text
 from featurehub.registry import Plan
 
 if TYPE_CHECKING:
@@ -519,8 +520,10 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Per view: its watermark, its last run, and whether the online store still holds
-    what was written to it. Exit 1 when a view's last run failed or its online data is lost."""
+    """Per view: its last success, watermark, staleness against its freshness bound, last
+    run, and whether the online store still holds what was written to it; failing and stale
+    views first. Exit 1 when a view's last run failed, its data is stale or its online data
+    is lost."""
     store = _store(ctx)
     try:
         report = store.status()
@@ -530,18 +533,22 @@ def status(
         print(json.dumps([asdict(v) for v in report], indent=2, default=str))
     else:
         table = Table(title=f"views of {store.project}")
-        for column in ("view", "watermark", "last run", "online", "problem"):
-            table.add_column(column)
+        columns = ("view", "last success", "watermark", "staleness", "last run", "online")
+        for column in (*columns, "problem"):
+            table.add_column(column, no_wrap=column != "problem")
         for item in report:
-            last = (
-                f"{item.last_status} {item.last_run_at:%Y-%m-%d %H:%M}" if item.last_run_at else ""
-            )
+            last = f"{item.last_status} #{item.last_run_id}" if item.last_run_id else ""
+            staleness = "-" if item.staleness_seconds is None else age_text(item.staleness_seconds)
+            if item.freshness_seconds is not None:
+                staleness += f" / {age_text(item.freshness_seconds)}"
             table.add_row(
                 item.view,
+                f"{item.last_success_at:%Y-%m-%d %H:%M}" if item.last_success_at else "never",
                 f"{item.watermark:%Y-%m-%d %H:%M:%S}" if item.watermark else "never",
+                f"[red]{staleness}[/]" if item.stale else staleness,
                 last,
                 item.online,
-                f"[red]{item.problem}[/]" if item.problem else "",
+                f"[red]{escape(item.problem)}[/]" if item.problem else "",
             )
         console.print(table)
     if any(item.problem for item in report):

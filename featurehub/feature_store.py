@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ from featurehub.engines.planning import backfill_tasks, incremental_tasks
 from featurehub.engines.rebuild import OfflineStoreEngine, rebuild_tasks
 from featurehub.engines.runner import ProgressCallback, run_tasks
 from featurehub.errors import FeaturehubError
+from featurehub.monitoring.freshness import Freshness, view_freshness
 from featurehub.monitoring.sdk_log import SdkServingLog
 from featurehub.monitoring.status import ViewStatus, view_statuses
 from featurehub.offline.parquet import ParquetOfflineStore
@@ -253,10 +254,20 @@ class FeatureStore:
             {view: run for view, run in expected.items() if view in online}, self.online_store
         )
 
-    def status(self) -> list[ViewStatus]:
-        """Every view's watermark, last run and online data, problems first."""
-        runs = self.registry.runs(self.project)
-        return view_statuses(self.list_feature_views(), runs, self.lost_online_views())
+    def status(self, now: datetime | None = None) -> list[ViewStatus]:
+        """Every view's watermark, last run, freshness (at `now`, default now) and online
+        data; failing and stale views first."""
+        views, runs = self.list_feature_views(), self.registry.runs(self.project)
+        return view_statuses(views, runs, self.lost_online_views(), self.freshness(now))
+
+    def freshness(self, now: datetime | None = None) -> dict[str, Freshness]:
+        """Per view: last success, newest materialized event, staleness and its bound."""
+        return view_freshness(
+            self.list_feature_views(),
+            self.registry.runs(self.project),
+            self.registry.offline_commits(self.project),
+            now or datetime.now(timezone.utc),
+        )
 
     def runs(self, view: str | None = None, limit: int = 50) -> list[Run]:
         """Recent materialization runs, newest first."""

@@ -262,6 +262,16 @@ class RunLog:
         with self._engine.connect() as conn:
             return {name: as_utc(end) for name, end in conn.execute(query)}
 
+    def last_successes(self) -> dict[str, datetime]:
+        """Per view, when its latest successful run (of any kind) finished, in one query."""
+        query = (
+            sa.select(runs.c.view, sa.func.max(runs.c.finished_at))
+            .where(runs.c.project == self._project, runs.c.status == "success")
+            .group_by(runs.c.view)
+        )
+        with self._engine.connect() as conn:
+            return {name: as_utc(end) for name, end in conn.execute(query)}
+
     def last_online_runs(self) -> dict[str, int]:
         """Per view, the id of its latest successful run that wrote the online store: the
         online store's marker for the view must be at least that."""

@@ -66,6 +66,9 @@ offline_commits = sa.Table(
     sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
     # The commit holds the rows visible (max(event, created)) before this moment.
     sa.Column("as_of", sa.DateTime(timezone=True), nullable=True),
+    # The latest event time of its rows (from the files' footers): freshness is measured
+    # from it. Null for commits written before migration 0010.
+    sa.Column("newest_event", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_offline_commits_view", "project", "view", "id"),
 )
 

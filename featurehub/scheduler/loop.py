@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class JobOutcome:
     job: str
-    status: str  # "ran", "not_due", "held" (another scheduler has it), "failed", "stopped"
+    # "ran"; "not_due"; "held" (another scheduler has it); "failed" (after its retries);
+    # "failing" (failed at an earlier pass: it waits for its next tick); "stopped"
+    status: str
     detail: str = ""
     ends: list[datetime] = field(default_factory=list)  # the runs done, by their end
 
@@ -72,6 +74,7 @@ class Scheduler:
         self.config = store.config.scheduler
         self.stopping = threading.Event()
         self.failing: dict[str, str] = {}  # job name -> its last error, until it succeeds
+        self._resting_until: dict[str, datetime] = {}  # a failing job waits for its next tick
 
     def stop(self) -> None:
         """Finish the running job, start no other (a SIGTERM handler calls this)."""
@@ -101,6 +104,8 @@ class Scheduler:
         log.info("scheduler %s stopped", self.store.leases.holder)
 
     def _run_job(self, job: Job, now: datetime) -> JobOutcome:
+        if now < self._resting_until.get(job.name, now):
+            return JobOutcome(job.name, "failing", self.failing.get(job.name, ""))
         try:
             with self.store.leases.hold([job.name]):
                 ends = job.due(now)
@@ -113,6 +118,9 @@ class Scheduler:
                     except Exception as exc:
                         error = f"{type(exc).__name__}: {exc}"
                         self.failing[job.name] = error
+                        rest = job.next_tick(now)
+                        if rest is not None:
+                            self._resting_until[job.name] = rest
                         log.error(
                             "%s failed %d time(s), left until its next tick: %s",
                             job.name,
@@ -121,6 +129,7 @@ class Scheduler:
                         )
                         return JobOutcome(job.name, "failed", error, done)
                     self.failing.pop(job.name, None)
+                    self._resting_until.pop(job.name, None)
                     log.info("%s %s", job.name, detail)
                     done.append(end)
                 if not done:

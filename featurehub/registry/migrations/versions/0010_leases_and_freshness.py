@@ -4,6 +4,9 @@ A scheduler (or `featurehub materialize-incremental`) holds a view's lease while
 view, renews it by heartbeat, and releases it when done; a holder that dies stops renewing
 and its lease expires, so another process takes the view over.
 
+Also each offline commit's newest event time, which freshness is measured from (null for
+older commits: their interval's end stands for it).
+
 Revision ID: 0010
 Revises: 0008 (re-pointed at 0009 when the models migration lands)
 """
@@ -30,6 +33,11 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
 
+    with op.batch_alter_table("offline_commits") as batch:
+        batch.add_column(sa.Column("newest_event", sa.DateTime(timezone=True), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("offline_commits") as batch:
+        batch.drop_column("newest_event")
     op.drop_table("leases")
