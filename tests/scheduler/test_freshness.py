@@ -6,7 +6,7 @@ keeps failing is retried up to max_attempts, then left until its next tick."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from featurehub import FeatureStore
 from featurehub.cli import app
-from featurehub.scheduler.loop import Scheduler
-from tests.scheduler.schedulers import HEADER, arrivals, this_hour
+from featurehub.scheduler.loop import JobOutcome, Scheduler
 from tests.repos import make_repo
+from tests.scheduler.schedulers import HEADER, arrivals, this_hour
 
 DEFS = (
     HEADER
@@ -125,15 +125,19 @@ def test_a_failing_view_is_retried_then_left_until_its_next_tick(repo: Path) -> 
     def broken_runs() -> list[str]:
         return [run.status for run in store.runs("broken", 100)]
 
-    [outcome] = [o for o in scheduler.run_once(at) if o.job == "view:broken"]
+    def broken_outcome(now: datetime) -> JobOutcome:
+        [outcome] = [o for o in scheduler.run_once(now) if o.job == "view:broken"]
+        return outcome
+
+    outcome = broken_outcome(at)
     assert outcome.status == "failed" and "broken" in outcome.detail
     assert broken_runs() == ["failed", "failed"]  # max_attempts: 2
     assert scheduler.failing["view:broken"]
-    [outcome] = [o for o in scheduler.run_once(at + timedelta(minutes=20)) if o.job == "view:broken"]
+    outcome = broken_outcome(at + timedelta(minutes=20))
     assert outcome.status == "failing" and broken_runs() == ["failed", "failed"]
     data = pq.read_table(repo / "data" / "drivers.parquet")
     pq.write_table(data, repo / "data" / "other.parquet")  # fixed before its next tick
-    [outcome] = [o for o in scheduler.run_once(at + timedelta(hours=1)) if o.job == "view:broken"]
+    outcome = broken_outcome(at + timedelta(hours=1))
     assert outcome.status == "ran" and broken_runs() == ["success", "failed", "failed"]
     assert "view:broken" not in scheduler.failing
     store.close()
