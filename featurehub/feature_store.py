@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from featurehub.engines.base import Engine, MaterializationResult, Materializati
 from featurehub.engines.local import LocalEngine
 from featurehub.engines.planning import backfill_tasks, incremental_tasks
 from featurehub.engines.rebuild import OfflineStoreEngine, rebuild_tasks
-from featurehub.engines.runner import ProgressCallback, run_tasks
+from featurehub.engines.runner import Fence, ProgressCallback, run_tasks
 from featurehub.errors import FeaturehubError
 from featurehub.monitoring.freshness import Freshness, view_freshness
 from featurehub.monitoring.sdk_log import SdkServingLog
@@ -226,8 +227,15 @@ class FeatureStore:
         window twice: LeaseHeld says which process is running the view."""
         selected = self._views(views)
         runs = self.registry.runs(self.project)
-        with self.leases.hold([view_lease(view.name) for view in selected]):
-            return self._run(incremental_tasks(selected, runs, end=end), engine, on_progress)
+        leases = self.leases
+        with leases.hold([view_lease(view.name) for view in selected]):
+            tasks = incremental_tasks(selected, runs, end=end)
+            return self._run(
+                tasks,
+                engine,
+                on_progress,
+                fence=lambda view: partial(leases.check_held, view_lease(view)),
+            )
 
     def rebuild_online(
         self, views: Sequence[str] | None = None, *, on_progress: ProgressCallback | None = None
@@ -284,6 +292,7 @@ class FeatureStore:
         tasks: list[MaterializationTask],
         engine_name: str | None,
         on_progress: ProgressCallback | None,
+        fence: Fence | None = None,
     ) -> list[MaterializationResult]:
         name = engine_name or self.config.engine.type
         engine: Engine
@@ -310,6 +319,7 @@ class FeatureStore:
             tasks,
             on_progress,
             refused=drifted_views([task.view for task in tasks], self.repo_path),
+            fence=fence,
         )
 
     # -- online: serving ---------------------------------------------------------------------------

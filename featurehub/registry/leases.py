@@ -90,9 +90,10 @@ class Leases:
         """Take the lease (or renew it, if ours) and return None; or return the other holder's
         lease. A same-host holder whose pid is gone loses it at once."""
         current = self._upsert(name)
-        if current.holder == self.holder:
-            return None
-        if current.host == _HOST and not _alive(current.pid) and self._steal(current):
+        if current.holder == self.holder or (
+            current.host == _HOST and not _alive(current.pid) and self._steal(current)
+        ):
+            self.lost.discard(name)
             return None
         return current
 
@@ -148,6 +149,21 @@ class Leases:
                 )
             ).rowcount
         return taken == 1
+
+    def check_held(self, name: str, conn: sa.Connection) -> None:
+        """Raise LeaseLost unless this holder still holds `name`, locking the lease row until
+        `conn`'s transaction ends (SQLite: its write lock does): a run publishes only while
+        no other process can have taken its view over (a fence)."""
+        holder = conn.execute(
+            sa.select(leases.c.holder).where(self._is(name)).with_for_update()
+        ).scalar()
+        if holder != self.holder:
+            self.lost.add(name)
+            raise LeaseLost(
+                f"the lease {name!r} was taken over while this run ran (its holder stopped "
+                f"renewing it for over {self.seconds:.0f}s); nothing of the run was published "
+                "offline: the process now holding the view runs it"
+            )
 
     def renew(self, name: str) -> bool:
         """Push the expiry on; False when the lease is no longer ours."""

@@ -22,7 +22,7 @@ import builtins
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -201,12 +201,16 @@ class RunLog:
         rows_pending: int = 0,
         rows_skipped: int = 0,
         commit: OfflineCommit | None = None,
+        fence: Callable[[sa.Connection], None] | None = None,
     ) -> None:
         """Record the run a success and publish its offline commit, in one transaction: a
         run is visible offline exactly when it is recorded a success. Refused (nothing
         published) when the run is no longer running, e.g. a reader declared it abandoned
-        because its heartbeat stopped."""
+        because its heartbeat stopped, or when `fence` raises in the transaction (the view's
+        lease was taken over)."""
         with self._engine.begin() as conn:
+            if fence is not None:
+                fence(conn)
             updated = conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id, runs.c.status == "running")

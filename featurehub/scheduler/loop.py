@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from tenacity import (
     Retrying,
-    retry_if_not_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_when_event_set,
     wait_exponential,
@@ -116,6 +116,8 @@ class Scheduler:
                     try:
                         detail = self._with_retries(job, end)
                     except Exception as exc:
+                        if job.name in self.store.leases.lost:  # another scheduler runs it
+                            return JobOutcome(job.name, "held", str(exc), done)
                         error = f"{type(exc).__name__}: {exc}"
                         self.failing[job.name] = error
                         rest = job.next_tick(now)
@@ -144,7 +146,11 @@ class Scheduler:
             wait=wait_exponential(
                 multiplier=self.config.retry_wait_seconds, max=self.config.retry_max_wait_seconds
             ),
-            retry=retry_if_not_exception_type(LeaseHeld),
+            retry=retry_if_exception(
+                lambda exc: (
+                    not isinstance(exc, LeaseHeld) and job.name not in self.store.leases.lost
+                )
+            ),
             sleep=self._backoff,
             before_sleep=lambda state: log.warning(
                 "%s attempt %d failed, retrying: %s",

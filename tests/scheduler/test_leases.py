@@ -98,3 +98,40 @@ def test_racing_holders_exactly_one_wins(registry: SqlRegistry) -> None:
         thread.join()
     assert len(won) == 1
     assert [lease.holder for lease in contenders[0].list()] == won
+
+
+def test_a_run_whose_lease_was_taken_over_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fence: a run that lost its view's lease while it ran (its holder stalled past
+    the lease time and another process took the view) is refused in the transaction that
+    would publish it, so the window is not appended twice."""
+    import sqlalchemy as sa
+
+    from featurehub import FeatureStore
+    from featurehub.engines.runner import MaterializationError
+    from featurehub.registry.tables import leases
+    from tests.repos import make_repo
+
+    store = FeatureStore(make_repo(tmp_path / "repo"))
+    store.apply()
+    monkeypatch.setenv("FEATUREHUB_PAUSE_AT", "online_written:1.0")
+
+    def take_over() -> None:  # as another scheduler would, once the lease expired
+        time.sleep(0.5)
+        with store.registry.engine.begin() as conn:
+            conn.execute(leases.update().values(holder="elsewhere:1:x", host="elsewhere"))
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    with pytest.raises(MaterializationError, match="taken over while this run ran"):
+        store.materialize_incremental()
+    thief.join()
+    [run] = store.runs()
+    assert run.status == "failed"
+    assert store.registry.runs(store.project).watermark("driver_stats") is None
+    assert store.offline_store.relation(store.get_feature_view("driver_stats")) is None
+    assert "view:driver_stats" in store.leases.lost
+    with store.registry.engine.connect() as conn:  # the new holder's lease is left alone
+        assert conn.execute(sa.select(leases.c.holder)).scalars().all() == ["elsewhere:1:x"]
+    store.close()
