@@ -91,7 +91,11 @@ class Scheduler:
             if self.stopping.is_set():
                 outcomes.append(JobOutcome(job.name, "stopped"))
                 continue
-            outcomes.append(self._run_job(job, moment))
+            try:
+                outcomes.append(self._run_job(job, moment))
+            except Exception as exc:  # the registry unreachable, say: the next pass retries
+                log.error("%s could not be scheduled: %s: %s", job.name, type(exc).__name__, exc)
+                outcomes.append(JobOutcome(job.name, "failed", f"{type(exc).__name__}: {exc}"))
         self._touch_health()
         return outcomes
 
@@ -99,8 +103,13 @@ class Scheduler:
         """Pass after pass until stopped: sleeps until the next tick, `poll_seconds` at most."""
         log.info("scheduler %s started", self.store.leases.holder)
         while not self.stopping.is_set():
-            self.run_once()
-            self.stopping.wait(self._seconds_to_next_tick())
+            try:
+                self.run_once()
+                wait = self._seconds_to_next_tick()
+            except Exception as exc:  # reading the jobs failed (registry down): try again
+                log.error("scheduler pass failed: %s: %s", type(exc).__name__, exc)
+                wait = self.config.poll_seconds
+            self.stopping.wait(wait)
         log.info("scheduler %s stopped", self.store.leases.holder)
 
     def _run_job(self, job: Job, now: datetime) -> JobOutcome:
