@@ -439,8 +439,10 @@ def schedule(
     logger.setLevel(logging.INFO)
     store = _store(ctx)
     scheduler = Scheduler(store, engine=engine, health_file=health_file)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: scheduler.stop())
+    previous = {
+        signum: signal.signal(signum, lambda *_: scheduler.stop())
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         if not once:
             scheduler.run_forever()
@@ -448,6 +450,11 @@ def schedule(
         outcomes = scheduler.run_once(moment)
     except FeaturehubError as exc:
         _fail(str(exc))
+    finally:
+        for signum, old_handler in previous.items():
+            signal.signal(signum, old_handler)
+        logger.removeHandler(handler)
+        store.close()
     if as_json:
         print(json.dumps([asdict(outcome) for outcome in outcomes], indent=2, default=str))
     else:

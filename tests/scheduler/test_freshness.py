@@ -140,4 +140,8 @@ def test_a_failing_view_is_retried_then_left_until_its_next_tick(repo: Path) -> 
     outcome = broken_outcome(at + timedelta(hours=1))
     assert outcome.status == "ran" and broken_runs() == ["success", "failed", "failed"]
     assert "view:broken" not in scheduler.failing
+    (repo / "data" / "other.parquet").unlink()
+    later = (at + timedelta(hours=2)).isoformat()
+    result = CliRunner().invoke(app, ["-r", str(repo), "schedule", "--once", "--at", later])
+    assert result.exit_code == 1 and "view:broken: failed" in result.output
     store.close()

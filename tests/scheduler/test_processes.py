@@ -5,6 +5,7 @@ twice at once (the runs' [started, finished] never overlap), and nothing is lost
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -112,7 +113,10 @@ def test_sigterm_lets_the_running_materialization_finish(
     store = FeatureStore(repo)
     store.apply()
     store.materialize_incremental(hours_ago(4))
-    scheduler = start_scheduler(repo, tmp_path / "scheduler.log", pause="online_written:2")
+    health = tmp_path / "health.json"
+    scheduler = start_scheduler(
+        repo, tmp_path / "scheduler.log", "--health-file", str(health), pause="online_written:2"
+    )
 
     def running() -> bool:
         return any(row["status"] == "running" for row in run_rows(registry_url))
@@ -123,6 +127,7 @@ def test_sigterm_lets_the_running_materialization_finish(
     rows = run_rows(registry_url)
     assert [row["status"] for row in rows] == ["success", "success"]  # finished; no other began
     assert store.leases.list() == []
+    assert json.loads(health.read_text())["pid"] == scheduler.pid  # written after its pass
     store.close()
 
 
