@@ -27,6 +27,7 @@ from featurehub.engines.planning import EPOCH
 from featurehub.engines.runner import MaterializationError, ProgressCallback
 from featurehub.errors import FeaturehubError, NotFoundError, did_you_mean
 from featurehub.feature_store import FeatureStore
+from featurehub.monitoring.freshness import age_text
 from featurehub.registry import Plan
 
 if TYPE_CHECKING:
@@ -418,6 +419,66 @@ def materialize_incremental(
     )
 
 
+@app.command()
+def schedule(
+    ctx: typer.Context,
+    once: bool = typer.Option(False, "--once", help="Run what is due, then exit."),
+    at: str | None = typer.Option(
+        None, "--at", help="With --once: what is due at this time (ISO 8601, UTC if naive)."
+    ),
+    engine: str | None = ENGINE_OPTION,
+    health_file: Path | None = typer.Option(
+        None, "--health-file", help="Rewrite this file after every pass (for a healthcheck)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="With --once: print the outcomes."),
+) -> None:
+    """Run each view's incremental materialization on its schedule (docs/scheduler.md).
+
+    Any number of schedulers may share a registry: a lease per view lets one run it at a
+    time. SIGTERM lets the running materialization finish, then exits 0. With --once, exit
+    1 when a job failed (after its retries).
+    """
+    import logging
+    import signal
+
+    from featurehub.scheduler.loop import Scheduler
+
+    if at is not None and not once:
+        _fail("--at sets the clock of one pass: add --once (the loop runs on the real clock)")
+    moment = _parse_time(at, "--at") if at is not None else None
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("featurehub")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    store = _store(ctx)
+    scheduler = Scheduler(store, engine=engine, health_file=health_file)
+    previous = {
+        signum: signal.signal(signum, lambda *_: scheduler.stop())
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        if not once:
+            scheduler.run_forever()
+            return
+        outcomes = scheduler.run_once(moment)
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    finally:
+        for signum, old_handler in previous.items():
+            signal.signal(signum, old_handler)
+        logger.removeHandler(handler)
+        store.close()
+    if as_json:
+        print(json.dumps([asdict(outcome) for outcome in outcomes], indent=2, default=str))
+    else:
+        for outcome in outcomes:
+            detail = f" ({outcome.detail})" if outcome.detail else ""
+            console.print(f"{outcome.job}: {outcome.status}{detail}", highlight=False)
+    if any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
+
+
 def _check_view_is_known(store: FeatureStore, view: str) -> None:
     """A view that has no runs must at least be registered: a typo gets its name said back
     and the known views, not an empty table. (A deleted view's old runs are still listed.)"""
@@ -480,8 +541,10 @@ def status(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
-    """Per view: its watermark, its last run, and whether the online store still holds
-    what was written to it. Exit 1 when a view's last run failed or its online data is lost."""
+    """Per view: its last success, watermark, staleness against its freshness bound, last
+    run, and whether the online store still holds what was written to it; failing and stale
+    views first. Exit 1 when a view's last run failed, its data is stale or its online data
+    is lost."""
     store = _store(ctx)
     try:
         report = store.status()
@@ -491,18 +554,22 @@ def status(
         print(json.dumps([asdict(v) for v in report], indent=2, default=str))
     else:
         table = Table(title=f"views of {store.project}")
-        for column in ("view", "watermark", "last run", "online", "problem"):
-            table.add_column(column)
+        columns = ("view", "last success", "watermark", "staleness", "last run", "online")
+        for column in (*columns, "problem"):
+            table.add_column(column, no_wrap=column != "problem")
         for item in report:
-            last = (
-                f"{item.last_status} {item.last_run_at:%Y-%m-%d %H:%M}" if item.last_run_at else ""
-            )
+            last = f"{item.last_status} #{item.last_run_id}" if item.last_run_id else ""
+            staleness = "-" if item.staleness_seconds is None else age_text(item.staleness_seconds)
+            if item.freshness_seconds is not None:
+                staleness += f" / {age_text(item.freshness_seconds)}"
             table.add_row(
                 item.view,
+                f"{item.last_success_at:%Y-%m-%d %H:%M}" if item.last_success_at else "never",
                 f"{item.watermark:%Y-%m-%d %H:%M:%S}" if item.watermark else "never",
+                f"[red]{staleness}[/]" if item.stale else staleness,
                 last,
                 item.online,
-                f"[red]{item.problem}[/]" if item.problem else "",
+                f"[red]{escape(item.problem)}[/]" if item.problem else "",
             )
         console.print(table)
     if any(item.problem for item in report):

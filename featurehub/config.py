@@ -238,6 +238,21 @@ class ModelsConfig(_Section):
     trusted_types: list[str] = Field(default_factory=list)
 
 
+class SchedulerConfig(_Section):
+    """`featurehub schedule` (docs/scheduler.md)."""
+
+    # A view's lease lasts this long unless renewed (every third of it): a killed scheduler's
+    # views are taken over by another within this time.
+    lease_seconds: Seconds = 60.0
+    # The loop wakes at the next tick, or after this long at most (new views, freed leases).
+    poll_seconds: Seconds = 30.0
+    # A failing materialization is tried this many times per tick, waiting exponentially
+    # from retry_wait_seconds up to retry_max_wait_seconds; then it waits for its next tick.
+    max_attempts: int = Field(default=3, ge=1)
+    retry_wait_seconds: Seconds = 5.0
+    retry_max_wait_seconds: Seconds = 300.0
+
+
 class ServerConfig(_Section):
     """The feature server (`featurehub serve`): limits and API keys.
 
@@ -334,6 +349,7 @@ class RepoConfig(_Section):
     serving_log: ServingLogConfig = Field(default_factory=ServingLogConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
 
     @model_validator(mode="before")
     @classmethod

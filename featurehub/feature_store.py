@@ -10,7 +10,8 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -26,9 +27,10 @@ from featurehub.engines.base import Engine, MaterializationResult, Materializati
 from featurehub.engines.local import LocalEngine
 from featurehub.engines.planning import backfill_tasks, incremental_tasks
 from featurehub.engines.rebuild import OfflineStoreEngine, rebuild_tasks
-from featurehub.engines.runner import ProgressCallback, run_tasks
+from featurehub.engines.runner import Fence, ProgressCallback, run_tasks
 from featurehub.errors import FeaturehubError
 from featurehub.monitoring.alerts import AlertDispatcher
+from featurehub.monitoring.freshness import Freshness, view_freshness
 from featurehub.monitoring.sdk_log import SdkServingLog
 from featurehub.monitoring.status import ViewStatus, view_statuses
 from featurehub.offline.parquet import ParquetOfflineStore
@@ -46,6 +48,7 @@ from featurehub.online.lookup import EntityRows, OnlineResponse, entity_rows_of,
 from featurehub.online.markers import lost_views
 from featurehub.registry import Plan, RegistryState, SqlRegistry
 from featurehub.registry.datasets import DatasetCatalog
+from featurehub.registry.leases import Leases, view_lease
 from featurehub.registry.runs import Run
 from featurehub.registry.skew_checks import SkewCheckLog
 from featurehub.registry.sql import HistoryEntry
@@ -83,6 +86,7 @@ class FeatureStore:
         self._alerts: AlertDispatcher | None = None
         self._alerts_lock = threading.Lock()
         self._checked_at = 0.0
+        self._leases: Leases | None = None
 
     @property
     def project(self) -> str:
@@ -97,6 +101,14 @@ class FeatureStore:
         if self._registry is None:
             self._registry = SqlRegistry(self.config.registry_url)
         return self._registry
+
+    @property
+    def leases(self) -> Leases:
+        """The project's leases, held as this store (one holder per store)."""
+        if self._leases is None:
+            seconds = self.config.scheduler.lease_seconds
+            self._leases = self.registry.leases(self.project, seconds)
+        return self._leases
 
     def close(self) -> None:
         """Release the stores; first commit what the serving log holds (nothing is lost) and
@@ -113,6 +125,7 @@ class FeatureStore:
         if self._registry is not None:
             self._registry.close()
             self._registry = None
+            self._leases = None
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -215,9 +228,22 @@ class FeatureStore:
     ) -> list[MaterializationResult]:
         """Take what arrived since each view's watermark, up to `end` (now by default, and
         never later than now): late rows and rows that became due included. See
-        `featurehub.engines.planning` for the exact rule."""
+        `featurehub.engines.planning` for the exact rule.
+
+        It holds each view's lease (featurehub/registry/leases.py) from before it reads the
+        watermark until the run is recorded, so two concurrent runs never take the same
+        window twice: LeaseHeld says which process is running the view."""
+        selected = self._views(views)
         runs = self.registry.runs(self.project)
-        return self._run(incremental_tasks(self._views(views), runs, end=end), engine, on_progress)
+        leases = self.leases
+        with leases.hold([view_lease(view.name) for view in selected]):
+            tasks = incremental_tasks(selected, runs, end=end)
+            return self._run(
+                tasks,
+                engine,
+                on_progress,
+                fence=lambda view: partial(leases.check_held, view_lease(view)),
+            )
 
     def rebuild_online(
         self, views: Sequence[str] | None = None, *, on_progress: ProgressCallback | None = None
@@ -244,10 +270,20 @@ class FeatureStore:
             {view: run for view, run in expected.items() if view in online}, self.online_store
         )
 
-    def status(self) -> list[ViewStatus]:
-        """Every view's watermark, last run and online data, problems first."""
-        runs = self.registry.runs(self.project)
-        return view_statuses(self.list_feature_views(), runs, self.lost_online_views())
+    def status(self, now: datetime | None = None) -> list[ViewStatus]:
+        """Every view's watermark, last run, freshness (at `now`, default now) and online
+        data; failing and stale views first."""
+        views, runs = self.list_feature_views(), self.registry.runs(self.project)
+        return view_statuses(views, runs, self.lost_online_views(), self.freshness(now))
+
+    def freshness(self, now: datetime | None = None) -> dict[str, Freshness]:
+        """Per view: last success, newest materialized event, staleness and its bound."""
+        return view_freshness(
+            self.list_feature_views(),
+            self.registry.runs(self.project),
+            self.registry.offline_commits(self.project),
+            now or datetime.now(timezone.utc),
+        )
 
     def runs(self, view: str | None = None, limit: int = 50) -> list[Run]:
         """Recent materialization runs, newest first."""
@@ -264,6 +300,7 @@ class FeatureStore:
         tasks: list[MaterializationTask],
         engine_name: str | None,
         on_progress: ProgressCallback | None,
+        fence: Fence | None = None,
     ) -> list[MaterializationResult]:
         name = engine_name or self.config.engine.type
         engine: Engine
@@ -290,6 +327,7 @@ class FeatureStore:
             tasks,
             on_progress,
             refused=drifted_views([task.view for task in tasks], self.repo_path),
+            fence=fence,
         )
 
     # -- online: serving ---------------------------------------------------------------------------

@@ -73,6 +73,9 @@ def check_schedule(owner: str, schedule: str | None) -> None:
         )
 
 
+CATCHUP_POLICIES = ("latest", "all")
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureView:
     """Features of one or more entities, read from `source`.
@@ -88,6 +91,12 @@ class FeatureView:
     columns, filters, aggregations per entity and time bucket). It must output the join keys,
     the source's timestamp columns and the features. Both engines run it (Spark through a
     sqlglot translation), so it is written once.
+
+    `catchup` is what `featurehub schedule` does with ticks it missed (it was down): "latest"
+    runs once, to now; "all" runs each missed interval, tick to tick, as Airflow does.
+    `freshness` bounds how old the newest materialized event may be before `featurehub
+    status` calls the view stale; None means twice the schedule's interval (no bound for a
+    view without a schedule).
     """
 
     name: str
@@ -102,6 +111,8 @@ class FeatureView:
     description: str = ""
     transformation: str | None = None
     lookback: timedelta | None = None
+    catchup: str = "latest"
+    freshness: timedelta | None = None
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
@@ -159,6 +170,18 @@ class FeatureView:
                 )
             if self.lookback == timedelta(0):
                 object.__setattr__(self, "lookback", None)
+        if self.catchup not in CATCHUP_POLICIES:
+            raise DefinitionError(
+                f"{where}: catchup {self.catchup!r} is not a policy; use 'latest' (run once, "
+                "to now, after missed ticks) or 'all' (run each missed interval)"
+            )
+        if self.freshness is not None and (
+            not isinstance(self.freshness, timedelta) or self.freshness <= timedelta(0)
+        ):
+            raise DefinitionError(
+                f"{where}: freshness must be a positive datetime.timedelta (how old the newest "
+                "materialized event may get), or None for twice the schedule's interval"
+            )
         if self.transformation is not None and (
             not isinstance(self.transformation, str) or "source" not in self.transformation
         ):
@@ -214,6 +237,10 @@ class FeatureView:
         }
         if self.lookback is not None:  # only when set: older registries have no such key
             spec["lookback_seconds"] = self.lookback.total_seconds()
+        if self.catchup != "latest":
+            spec["catchup"] = self.catchup
+        if self.freshness is not None:
+            spec["freshness_seconds"] = self.freshness.total_seconds()
         return spec
 
     @classmethod
@@ -222,6 +249,7 @@ class FeatureView:
     ) -> FeatureView:
         ttl = spec.get("ttl_seconds")
         lookback = spec.get("lookback_seconds")
+        freshness = spec.get("freshness_seconds")
         return cls(
             name=spec["name"],
             source=sources[spec["source"]],
@@ -235,6 +263,8 @@ class FeatureView:
             description=spec.get("description", ""),
             transformation=spec.get("transformation"),
             lookback=timedelta(seconds=lookback) if lookback is not None else None,
+            catchup=spec.get("catchup", "latest"),
+            freshness=timedelta(seconds=freshness) if freshness is not None else None,
         )
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import sqlalchemy as sa
+
 from featurehub import failpoints
 from featurehub.engines.base import Engine, MaterializationResult, MaterializationTask, StagedRun
 from featurehub.errors import FeaturehubError
@@ -30,6 +32,9 @@ from featurehub.registry.runs import RunLog, RunNotRunning, not_published
 
 ProgressCallback = Callable[[MaterializationTask, str], None]
 """Called with a task and "started", "done" or "failed"; the CLI draws progress from it."""
+
+Fence = Callable[[str], Callable[[sa.Connection], None]]
+"""Given a view, a check run in the transaction that publishes its run (raises to refuse)."""
 
 
 class MaterializationError(FeaturehubError):
@@ -61,9 +66,11 @@ def run_tasks(
     tasks: Sequence[MaterializationTask],
     on_progress: ProgressCallback | None = None,
     refused: Mapping[str, FeaturehubError] | None = None,
+    fence: Fence | None = None,
 ) -> list[MaterializationResult]:
     """Run each task; a view in `refused` (a source that drifted since apply) is recorded as a
-    failed run with its error and the engine never sees it."""
+    failed run with its error and the engine never sees it. `fence(view)`, when given, is
+    checked in the transaction that records a run a success (its view's lease still held)."""
     refused = refused or {}
     results: list[MaterializationResult] = []
     failures: dict[str, str] = {}
@@ -112,6 +119,7 @@ def run_tasks(
                     rows_pending=result.rows_pending,
                     rows_skipped=result.rows_skipped,
                     commit=commit,
+                    fence=None if fence is None else fence(task.view.name),
                 )
                 failpoints.reach("published")
         except Exception as exc:

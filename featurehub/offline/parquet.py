@@ -138,8 +138,9 @@ class ParquetOfflineStore(OfflineStore):
             raise OfflineWriteError(f"view {view.name!r}: unknown write mode {mode!r}")
         files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*.parquet"))
         rows = _count_rows(staging, files)
-        if mode == "append":
-            start, end = _event_span(staging, files) or (start, end)
+        span = _event_span(staging, files)
+        if mode == "append" and span is not None:
+            start, end = span
         _fsync_tree(staging)
         final = self._view_dir(view.name) / "commits" / staging.name
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,7 @@ class ParquetOfflineStore(OfflineStore):
             committed_at=datetime.now(timezone.utc),
             mode=mode,
             as_of=None if as_of is None else as_utc(as_of),
+            newest_event=None if span is None else span[1] - timedelta(microseconds=1),
         )
 
     def publish(

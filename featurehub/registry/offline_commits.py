@@ -38,6 +38,11 @@ class OfflineCommit:
     sequence: int = 0
     mode: str = "replace"  # or "append"
     as_of: datetime | None = None  # rows visible before it are in the commit
+    newest_event: datetime | None = None  # the latest event time of its rows (freshness)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
 
 
 class OfflineCommitLog:
@@ -70,6 +75,7 @@ class OfflineCommitLog:
                 committed_at=commit.committed_at,
                 mode=commit.mode,
                 as_of=commit.as_of,
+                newest_event=commit.newest_event,
             )
             .returning(table.c.id)
         ).scalar_one()
@@ -118,9 +124,24 @@ class OfflineCommitLog:
                 sequence=row["id"],
                 mode=row["mode"],
                 as_of=None if row["as_of"] is None else as_utc(row["as_of"]),
+                newest_event=_utc(row["newest_event"]),
             )
             for row in rows
         ]
+
+    def newest_events(self) -> dict[str, datetime]:
+        """Per view, the latest event time of the rows its live commits hold, in one query:
+        what freshness is measured from. (A commit written before this was recorded counts
+        as its interval's end, an upper bound: it never makes a view look staler.)"""
+        table = offline_commits
+        newest = sa.func.max(sa.func.coalesce(table.c.newest_event, table.c.interval_end))
+        query = (
+            sa.select(table.c.view, newest)
+            .where(table.c.project == self._project, ~table.c.superseded, table.c.row_count > 0)
+            .group_by(table.c.view)
+        )
+        with self._engine.connect() as conn:
+            return {view: as_utc(moment) for view, moment in conn.execute(query)}
 
     def known_paths(self, view: str) -> set[str]:
         """Every commit folder the log knows of, live or superseded (for garbage collection)."""

@@ -22,7 +22,7 @@ import builtins
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -201,12 +201,16 @@ class RunLog:
         rows_pending: int = 0,
         rows_skipped: int = 0,
         commit: OfflineCommit | None = None,
+        fence: Callable[[sa.Connection], None] | None = None,
     ) -> None:
         """Record the run a success and publish its offline commit, in one transaction: a
         run is visible offline exactly when it is recorded a success. Refused (nothing
         published) when the run is no longer running, e.g. a reader declared it abandoned
-        because its heartbeat stopped."""
+        because its heartbeat stopped, or when `fence` raises in the transaction (the view's
+        lease was taken over)."""
         with self._engine.begin() as conn:
+            if fence is not None:
+                fence(conn)
             updated = conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id, runs.c.status == "running")
@@ -280,6 +284,16 @@ class RunLog:
                 if view not in reached or until > reached[view]:
                     reached[view] = until
         return reached
+
+    def last_successes(self) -> dict[str, datetime]:
+        """Per view, when its latest successful run (of any kind) finished, in one query."""
+        query = (
+            sa.select(runs.c.view, sa.func.max(runs.c.finished_at))
+            .where(runs.c.project == self._project, runs.c.status == "success")
+            .group_by(runs.c.view)
+        )
+        with self._engine.connect() as conn:
+            return {name: as_utc(end) for name, end in conn.execute(query)}
 
     def last_online_runs(self) -> dict[str, int]:
         """Per view, the id of its latest successful run that wrote the online store: the

@@ -21,6 +21,7 @@ from featurehub.definitions.catalog import Catalog, Specs
 from featurehub.errors import BreakingChangeError, RegistryError
 from featurehub.registry import migrate
 from featurehub.registry.diff import Plan, compute_plan
+from featurehub.registry.leases import Leases
 from featurehub.registry.offline_commits import OfflineCommitLog
 from featurehub.registry.runs import RunLog
 from featurehub.registry.tables import (
@@ -138,6 +139,10 @@ class SqlRegistry:
     def offline_commits(self, project: str) -> OfflineCommitLog:
         """The commit log of the project's offline store, in this database."""
         return OfflineCommitLog(self._engine, project)
+
+    def leases(self, project: str, seconds: float) -> Leases:
+        """The project's leases, held as a new holder (one per scheduler or store)."""
+        return Leases(self._engine, project, seconds=seconds)
 
     def runs(self, project: str) -> RunLog:
         """The project's materialization runs and watermarks."""

@@ -66,6 +66,9 @@ offline_commits = sa.Table(
     sa.Column("superseded_at", sa.DateTime(timezone=True), nullable=True),
     # The commit holds the rows visible (max(event, created)) before this moment.
     sa.Column("as_of", sa.DateTime(timezone=True), nullable=True),
+    # The latest event time of its rows (from the files' footers): freshness is measured
+    # from it. Null for commits written before migration 0010.
+    sa.Column("newest_event", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_offline_commits_view", "project", "view", "id"),
 )
 
@@ -225,4 +228,20 @@ model_alias_history = sa.Table(
     sa.Column("gate", sa.Text, nullable=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_model_alias_history_model", "project", "model", "id"),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("project", sa.String(128), primary_key=True),
+    # What is leased: "view:<name>" for a view's materialization (featurehub/scheduler).
+    sa.Column("name", sa.String(255), primary_key=True),
+    # host:pid:token of the holding process; only the holder renews or releases it.
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    # Past this moment the lease is free: its holder stopped renewing (killed, hung).
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )

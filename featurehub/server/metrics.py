@@ -8,13 +8,16 @@ processes, each has its own registry: scrape each worker, or run one worker per 
 from __future__ import annotations
 
 import itertools
+import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from featurehub.monitoring.freshness import Freshness
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -81,6 +84,63 @@ class LatencyHistogram:
         yield family
 
 
+class FreshnessCollector:
+    """Per view: staleness seconds, last success time, freshness bound and whether it is
+    stale. The registry figures come with each background refresh (`update`); staleness is
+    computed when scraped (now minus the newest materialized event), so it keeps growing
+    between refreshes as it should, and a scrape queries nothing."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.figures: dict[str, Freshness] = {}
+        registry.register(self)
+
+    def update(self, figures: dict[str, Freshness]) -> None:
+        self.figures = figures  # one reference swap: a scrape sees the old or the new
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        staleness, success, bound, stale = self._families()
+        now = time.time()
+        for view, figure in sorted(self.figures.items()):
+            if figure.newest_event is not None:
+                staleness.add_metric([view], now - figure.newest_event.timestamp())
+            if figure.last_success_at is not None:
+                success.add_metric([view], figure.last_success_at.timestamp())
+            if figure.freshness_seconds is not None:
+                bound.add_metric([view], figure.freshness_seconds)
+                age = None if figure.newest_event is None else now - figure.newest_event.timestamp()
+                stale.add_metric([view], float(age is None or age > figure.freshness_seconds))
+        yield from (staleness, success, bound, stale)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "featurehub_view_staleness_seconds",
+                "Now minus the newest event time materialized for the view.",
+                labels=["view"],
+            ),
+            GaugeMetricFamily(
+                "featurehub_view_last_success_timestamp_seconds",
+                "When the view's latest successful materialization run finished (Unix time).",
+                labels=["view"],
+            ),
+            GaugeMetricFamily(
+                "featurehub_view_freshness_seconds",
+                "The view's freshness bound: FeatureView(freshness=...) or twice its schedule.",
+                labels=["view"],
+            ),
+            GaugeMetricFamily(
+                "featurehub_view_stale",
+                "1 when the view's staleness exceeds its freshness bound (or nothing is "
+                "materialized), else 0.",
+                labels=["view"],
+            ),
+        )
+
+
 class ServerMetrics:
     """The counters and histograms the server updates, and cached label children."""
 
@@ -143,6 +203,7 @@ class ServerMetrics:
             "registry's last online write): rebuild with `featurehub materialize --online-only`.",
             registry=r,
         )
+        self.freshness = FreshnessCollector(r)
         self.not_found = self.values.labels("not_found")
         self.expired = self.values.labels("expired")
         self._request_children: dict[tuple[str, str, int], Any] = {}

@@ -111,6 +111,15 @@ class Refresher:
             self.metrics.registry_refreshes.labels("error").inc()
             log.warning("registry refresh failed: %s", self.error)
         self.check_online_data()
+        self.check_freshness()
+
+    def check_freshness(self) -> None:
+        """Read each view's last success and newest materialized event (two registry
+        queries) for /metrics; the last figures are kept when the registry is down."""
+        try:
+            self.metrics.freshness.update(self.store.freshness())
+        except Exception as exc:
+            log.warning("freshness check failed: %s: %s", type(exc).__name__, exc)
 
     def check_online_data(self) -> None:
         """Compare the online store's markers with the registry's runs (one registry query,

@@ -147,3 +147,22 @@ def test_transformation_must_read_source() -> None:
     transformed = view(transformation="SELECT * FROM source WHERE trips > 0")
     spec = transformed.to_spec()
     assert spec["transformation"] == "SELECT * FROM source WHERE trips > 0"
+
+
+def test_catchup_and_freshness_are_checked_and_kept_in_the_spec() -> None:
+    with pytest.raises(DefinitionError, match="catchup 'some' is not a policy; use 'latest'"):
+        view(schedule="@hourly", catchup="some")
+    with pytest.raises(DefinitionError, match="freshness must be a positive"):
+        view(freshness=timedelta(0))
+    with pytest.raises(DefinitionError, match="freshness must be a positive"):
+        view(freshness=3600)
+    declared = view(schedule="@hourly", catchup="all", freshness=timedelta(hours=3))
+    spec = declared.to_spec()
+    assert (spec["catchup"], spec["freshness_seconds"]) == ("all", 10800.0)
+    again = FeatureView.from_spec(spec, {"driver": driver}, {source.name: source})
+    assert (again.catchup, again.freshness) == ("all", timedelta(hours=3))
+    # The defaults are not written: a spec from before these fields loads, and is unchanged.
+    old = view(schedule="@hourly").to_spec()
+    assert "catchup" not in old and "freshness_seconds" not in old
+    loaded = FeatureView.from_spec(old, {"driver": driver}, {source.name: source})
+    assert (loaded.catchup, loaded.freshness) == ("latest", None)

@@ -23,7 +23,7 @@ from featurehub import FeatureStore
 from featurehub.cli import app
 from featurehub.engines.runner import MaterializationError
 from tests.redis_server import RedisServer
-from tests.repos import BASE, make_repo
+from tests.repos import BASE, DRIVER_DEFS, make_repo
 
 ROOT = Path(__file__).parents[2]
 END = BASE + timedelta(hours=6)
@@ -43,7 +43,14 @@ def online_events(store: FeatureStore) -> list[datetime | None]:
 
 
 def repo_with_online(tmp_path: Path, online_url: str) -> Path:
-    repo = make_repo(tmp_path / "repo", project=f"publish_{uuid.uuid4().hex[:10]}")
+    # The data is from BASE, long ago: a freshness bound of a century keeps `status` about
+    # the online store here (tests/scheduler/test_freshness.py checks staleness).
+    defs = DRIVER_DEFS.replace(
+        'schedule="@hourly"', 'schedule="@hourly", freshness=timedelta(days=36500)'
+    )
+    repo = make_repo(
+        tmp_path / "repo", files={"defs.py": defs}, project=f"publish_{uuid.uuid4().hex[:10]}"
+    )
     with (repo / "featurehub.yaml").open("a") as config:
         config.write(f"online_store:\n  url: {online_url}\n  timeout_seconds: 0.2\n")
     return repo

@@ -16,7 +16,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from featurehub import FeatureStore
-from tests.repos import BASE, driver_table, make_repo
+from tests.repos import BASE, DRIVER_DEFS, driver_table, make_repo
 
 FEATURES = ["conv_rate", "trips_today"]
 ROWS = 60
@@ -36,8 +36,14 @@ def build_model_repo(
     root: Path, registry: str, models_yaml: str = "", until: datetime | None = None
 ) -> Path:
     """The repo, its data materialized up to `until` (now by default), a dataset saved."""
+    # The data is from BASE, long ago: a freshness bound of a century keeps the gate's view
+    # checks about materialization (tests/models/test_gates.py makes a view stale by `until`).
+    defs = DRIVER_DEFS.replace(
+        'schedule="@hourly"', 'schedule="@hourly", freshness=timedelta(days=36500)'
+    )
     repo = make_repo(
         root,
+        files={"defs.py": defs},
         project=f"m_{uuid.uuid4().hex[:10]}",
         registry=registry,
         data={"drivers": driver_table(ROWS)},

@@ -3,7 +3,6 @@ views' freshness, the newest skew check; a refusal lists every failure with its 
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ from featurehub import FeatureStore
 from featurehub.models import GateRefusedError, ModelError
 from featurehub.registry.skew_checks import FailedFeature
 from tests.models.conftest import build_model_repo, train
-from tests.repos import BASE, DRIVER_DEFS
+from tests.repos import BASE
 
 GATES = """
 models:
@@ -92,9 +91,13 @@ def test_stale_views_fail_the_gate(tmp_path: Path) -> None:
 
 def test_a_changed_service_fails_the_gate(local_store: FeatureStore, local_repo: Path) -> None:
     version = _register(local_store)
-    defs = textwrap.dedent(DRIVER_DEFS).replace(
-        'FeatureService(name="driver_service", features=[stats])',
-        'FeatureService(name="driver_service", features=[stats[["conv_rate"]]])',
+    defs = (
+        (local_repo / "defs.py")
+        .read_text()
+        .replace(
+            'FeatureService(name="driver_service", features=[stats])',
+            'FeatureService(name="driver_service", features=[stats[["conv_rate"]]])',
+        )
     )
     (local_repo / "defs.py").write_text(defs)
     local_store.apply()

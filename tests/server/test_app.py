@@ -58,6 +58,22 @@ def test_feature_list_and_full_names(client: TestClient) -> None:
     assert data["features"]["driver_stats__trips_today"]["values"] == [2]
 
 
+def test_metrics_export_each_views_freshness(client: TestClient) -> None:
+    """Computed at scrape time from the refresher's registry figures: driver_stats' newest
+    event is 3 hours old (tests/server/conftest.py), zone_stats' 5 minutes; neither has a
+    schedule or freshness, so neither has a bound."""
+    text = client.get("/metrics").text
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("featurehub_view_")
+    }
+    assert values['featurehub_view_staleness_seconds{view="driver_stats"}'] >= 3 * 3600
+    assert values['featurehub_view_staleness_seconds{view="zone_stats"}'] >= 5 * 60
+    assert values['featurehub_view_last_success_timestamp_seconds{view="zone_stats"}'] > 0
+    assert not any(name.startswith("featurehub_view_freshness_seconds") for name in values)
+
+
 def test_metadata_and_probes(client: TestClient) -> None:
     services = client.get("/v1/feature-services").json()["feature_services"]
     assert [s["name"] for s in services] == ["dispatch", "driver_service"]

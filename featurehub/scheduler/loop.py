@@ -1,0 +1,198 @@
+"""The scheduler loop: at each pass, every job that is due and whose lease it can take runs.
+
+Any number of schedulers may share a registry. A job runs only under its lease (one holder
+at a time, renewed while it runs, expiring if its holder dies), and what is due is read once
+the lease is held, so no job runs twice at once and a dead scheduler's jobs are taken over
+by another within the lease time.
+
+A failed run is retried with exponential backoff (tenacity) up to `max_attempts`; then the
+job is reported failing (logged; its failed run is in the registry, where `featurehub
+status` shows it) and left until its next due tick. A stop (SIGTERM) lets the running job
+finish, then the loop returns; backoff waits are cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential,
+)
+
+from featurehub.registry.leases import LeaseHeld
+from featurehub.scheduler.jobs import JOB_SOURCES, Job, JobSource
+
+if TYPE_CHECKING:
+    from featurehub.feature_store import FeatureStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job: str
+    # "ran"; "not_due"; "held" (another scheduler has it); "failed" (after its retries);
+    # "failing" (failed at an earlier pass: it waits for its next tick); "stopped"
+    status: str
+    detail: str = ""
+    ends: list[datetime] = field(default_factory=list)  # the runs done, by their end
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Scheduler:
+    """Runs a store's jobs when due; `run_once(at)` for one pass, `run_forever()` to loop."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        *,
+        engine: str | None = None,
+        job_sources: Sequence[JobSource] = JOB_SOURCES,
+        health_file: Path | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.job_sources = job_sources
+        self.health_file = health_file
+        self.clock = clock
+        self.config = store.config.scheduler
+        self.stopping = threading.Event()
+        self.failing: dict[str, str] = {}  # job name -> its last error, until it succeeds
+        self._resting_until: dict[str, datetime] = {}  # a failing job waits for its next tick
+
+    def stop(self) -> None:
+        """Finish the running job, start no other (a SIGTERM handler calls this)."""
+        self.stopping.set()
+
+    def jobs(self) -> list[Job]:
+        return [job for source in self.job_sources for job in source(self.store, self.engine)]
+
+    def run_once(self, now: datetime | None = None) -> list[JobOutcome]:
+        """One pass: each job due at `now` (default: the clock) runs, under its lease."""
+        moment = now or self.clock()
+        outcomes = []
+        for job in self.jobs():
+            if self.stopping.is_set():
+                outcomes.append(JobOutcome(job.name, "stopped"))
+                continue
+            try:
+                outcomes.append(self._run_job(job, moment))
+            except Exception as exc:  # the registry unreachable, say: the next pass retries
+                log.error("%s could not be scheduled: %s: %s", job.name, type(exc).__name__, exc)
+                outcomes.append(JobOutcome(job.name, "failed", f"{type(exc).__name__}: {exc}"))
+        self._touch_health()
+        return outcomes
+
+    def run_forever(self) -> None:
+        """Pass after pass until stopped: sleeps until the next tick, `poll_seconds` at most."""
+        log.info("scheduler %s started", self.store.leases.holder)
+        while not self.stopping.is_set():
+            try:
+                self.run_once()
+                wait = self._seconds_to_next_tick()
+            except Exception as exc:  # reading the jobs failed (registry down): try again
+                log.error("scheduler pass failed: %s: %s", type(exc).__name__, exc)
+                wait = self.config.poll_seconds
+            self.stopping.wait(wait)
+        log.info("scheduler %s stopped", self.store.leases.holder)
+
+    def _run_job(self, job: Job, now: datetime) -> JobOutcome:
+        if now < self._resting_until.get(job.name, now):
+            return JobOutcome(job.name, "failing", self.failing.get(job.name, ""))
+        try:
+            with self.store.leases.hold([job.name]):
+                ends = job.due(now)
+                done: list[datetime] = []
+                for end in ends:
+                    if self.stopping.is_set():
+                        return JobOutcome(job.name, "stopped", ends=done)
+                    try:
+                        detail = self._with_retries(job, end)
+                    except Exception as exc:
+                        if job.name in self.store.leases.lost:  # another scheduler runs it
+                            return JobOutcome(job.name, "held", str(exc), done)
+                        error = f"{type(exc).__name__}: {exc}"
+                        self.failing[job.name] = error
+                        rest = job.next_tick(now)
+                        if rest is not None:
+                            self._resting_until[job.name] = rest
+                        log.error(
+                            "%s failed %d time(s), left until its next tick: %s",
+                            job.name,
+                            self.config.max_attempts,
+                            error,
+                        )
+                        return JobOutcome(job.name, "failed", error, done)
+                    self.failing.pop(job.name, None)
+                    self._resting_until.pop(job.name, None)
+                    log.info("%s %s", job.name, detail)
+                    done.append(end)
+                if not done:
+                    return JobOutcome(job.name, "not_due")
+                return JobOutcome(job.name, "ran", detail, done)
+        except LeaseHeld as exc:
+            return JobOutcome(job.name, "held", str(exc))
+
+    def _with_retries(self, job: Job, end: datetime) -> str:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.config.max_attempts) | stop_when_event_set(self.stopping),
+            wait=wait_exponential(
+                multiplier=self.config.retry_wait_seconds, max=self.config.retry_max_wait_seconds
+            ),
+            retry=retry_if_exception(
+                lambda exc: (
+                    not isinstance(exc, LeaseHeld) and job.name not in self.store.leases.lost
+                )
+            ),
+            sleep=self._backoff,
+            before_sleep=lambda state: log.warning(
+                "%s attempt %d failed, retrying: %s",
+                job.name,
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "",
+            ),
+            reraise=True,
+        )
+        return retrying(job.run, end)
+
+    def _backoff(self, seconds: float) -> None:
+        self.stopping.wait(seconds)  # a stop cuts a backoff wait short
+
+    def _seconds_to_next_tick(self) -> float:
+        now = self.clock()
+        ticks = [tick for job in self.jobs() if (tick := job.next_tick(now)) is not None]
+        wait = self.config.poll_seconds
+        if ticks:
+            wait = min(wait, (min(ticks) - now).total_seconds())
+        return max(wait, 0.05)
+
+    def _touch_health(self) -> None:
+        """Write the liveness file a container healthcheck reads: its age says the loop
+        is alive (it is rewritten after every pass), its content what is failing."""
+        if self.health_file is None:
+            return
+        state = {
+            "pid": os.getpid(),
+            "holder": self.store.leases.holder,
+            "at": self.clock().isoformat(),
+            "failing": self.failing,
+        }
+        partial = self.health_file.with_name(self.health_file.name + ".tmp")
+        partial.write_text(json.dumps(state, indent=2))
+        partial.replace(self.health_file)
