@@ -10,6 +10,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,8 @@ def _airflow_env(home: Path, dags: Path) -> dict[str, str]:
     }
 
 
-def test_dag_test_materializes_every_scheduled_view(airflow_python: Path, tmp_path: Path) -> None:
+def _applied_repo_and_dags(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the example repo, applied, and a dags folder with featurehub_dags of it."""
     repo = copy_example_repo(tmp_path / "repo", rows=500)
     subprocess.run(
         [sys.executable, "-m", "featurehub", "--repo", str(repo), "apply"],
@@ -66,15 +68,21 @@ def test_dag_test_materializes_every_scheduled_view(airflow_python: Path, tmp_pa
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "featurehub_dags.py").write_text(DAG_FILE.format(repo=str(repo)))
-    env = _airflow_env(tmp_path / "airflow", dags)
+    return repo, dags
+
+
+def _dag_test(
+    airflow_python: Path, dags: Path, at: datetime, only: str | None = None
+) -> dict[str, Any]:
+    """`dag.test()` of the DAGs (or the one named) in a fresh Airflow home: their results."""
+    env = _airflow_env(dags.parent / "airflow", dags)
     airflow = airflow_python.parent / "airflow"
     migrated = subprocess.run(
         [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
     )
     assert migrated.returncode == 0, migrated.stderr[-4000:]
-
     ran = subprocess.run(
-        [str(airflow_python), str(RUNNER), str(dags), END.isoformat()],
+        [str(airflow_python), str(RUNNER), str(dags), at.isoformat(), *([only] if only else [])],
         env=env,
         capture_output=True,
         text=True,
@@ -82,7 +90,12 @@ def test_dag_test_materializes_every_scheduled_view(airflow_python: Path, tmp_pa
     )
     assert ran.returncode == 0, (ran.stdout + ran.stderr)[-6000:]
     line = next(x for x in ran.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line.removeprefix("RESULT "))
+    return dict(json.loads(line.removeprefix("RESULT ")))
+
+
+def test_dag_test_materializes_every_scheduled_view(airflow_python: Path, tmp_path: Path) -> None:
+    repo, dags = _applied_repo_and_dags(tmp_path)
+    result = _dag_test(airflow_python, dags, END)
 
     with FeatureStore(repo) as store:
         views = {view.name: view for view in store.list_feature_views()}
@@ -92,7 +105,7 @@ def test_dag_test_materializes_every_scheduled_view(airflow_python: Path, tmp_pa
     assert sorted(result) == [f"featurehub_ride_hailing_{name}" for name in scheduled]
     for name in scheduled:
         dag = result[f"featurehub_ride_hailing_{name}"]
-        assert dag["state"] == "success", (name, ran.stdout[-4000:])
+        assert dag["state"] == "success" and dag["tries"] == 1, (name, dag)
         assert dag["catchup"] is False  # the default policy, "latest"
         assert dag["max_active_runs"] == 1
         assert dag["retries"] == 2 and dag["retry_exponential_backoff"]
@@ -104,6 +117,21 @@ def test_dag_test_materializes_every_scheduled_view(airflow_python: Path, tmp_pa
         assert (latest[name].rows_written or 0) > 0
         assert watermarks[name] == END
         assert list((repo / "data" / "offline" / "ride_hailing" / name).rglob("*.parquet")), name
+
+
+def test_a_failing_view_fails_its_dag_after_the_configured_retries(
+    airflow_python: Path, tmp_path: Path
+) -> None:
+    repo, dags = _applied_repo_and_dags(tmp_path)
+    (repo / "data" / "route_stats.parquet").unlink()  # its source is gone
+    result = _dag_test(airflow_python, dags, END, only="featurehub_ride_hailing_route_stats")
+    dag = result["featurehub_ride_hailing_route_stats"]
+    assert dag["state"] == "failed"
+    assert dag["tries"] == 3  # featurehub schedule's max_attempts: each try a failed run
+    with FeatureStore(repo) as store:
+        runs = store.registry.runs(store.project).list("route_stats")
+    assert [run.status for run in runs] == ["failed"] * 3
+    assert all("route_stats.parquet" in (run.error or "") for run in runs)
 
 
 def test_each_view_is_scheduled_on_its_own_cron() -> None:
