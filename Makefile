@@ -8,7 +8,7 @@ DEMO_DATASET := trip_training_$(shell date -u +%Y%m%d_%H%M%S)
 DEMO_STARTED := $(shell date -u +%Y-%m-%dT%H:%M:%S)
 ROWS ?= 20000
 
-.PHONY: install demo test lint format bench feast-venv clean
+.PHONY: install demo test lint format bench feast-venv airflow-venv clean
 
 install: $(STAMP)
 
@@ -49,9 +49,14 @@ demo: install
 	$(BIN)/featurehub -r $(REPO) skew history trip_completion_v1 --limit 3
 	@echo "skew report: open $(REPO)/data/skew_report.html in a browser (no server needed)"
 
-test: install
+test: install airflow-venv
 	bash scripts/ensure-services.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# A real Airflow for tests/integrations/test_airflow.py, in its own venv (featurehub does not
+# depend on Airflow); built once, kept while the pinned version is the same.
+airflow-venv:
+	PYTHON=$(PYTHON) bash scripts/ensure-airflow-venv.sh
 
 lint: install
 	$(BIN)/ruff check .
@@ -82,4 +87,4 @@ bench/.venv-feast/.installed:
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(REPO)/data
+	rm -rf $(VENV) .venv-airflow .pytest_cache .ruff_cache .mypy_cache $(REPO)/data
