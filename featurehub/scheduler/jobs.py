@@ -1,9 +1,9 @@
 """What the scheduler runs: jobs, each with a lease name, what is due, and how to run it.
 
 The loop (featurehub/scheduler/loop.py) asks each job source for its jobs at every pass, so
-views applied or removed while it runs are picked up. Views are one source; the feature
-services' monitors (scheduled skew checks) are another, added to `JOB_SOURCES` or passed to
-`Scheduler(job_sources=...)`.
+views and monitors applied or removed while it runs are picked up. Two sources: each view's
+incremental materialization on its schedule, and each feature service's monitor (its skew
+check on a schedule, docs/alerts.md); a new kind is one more class and source.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from featurehub.definitions import FeatureView
+from featurehub.definitions import FeatureService, FeatureView
+from featurehub.definitions.monitor import Monitor
+from featurehub.monitoring.alert_events import AlertEvent, materialization_failed
+from featurehub.monitoring.monitors import due_tick, monitored_services, run_monitor
 from featurehub.registry.leases import view_lease
 from featurehub.scheduler.ticks import due_ends, next_tick
 
@@ -33,6 +36,10 @@ class Job(Protocol):
     def run(self, end: datetime) -> str: ...  # what it did, in a few words
 
     def next_tick(self, now: datetime) -> datetime | None: ...
+
+    def failed(self, error: str, attempts: int, end: datetime) -> AlertEvent | None:
+        """The alert to raise when a run failed after its retries (None: none)."""
+        ...
 
 
 JobSource = Callable[["FeatureStore", str | None], Sequence[Job]]
@@ -63,10 +70,55 @@ class ViewJob:
     def next_tick(self, now: datetime) -> datetime | None:
         return next_tick(self.view.schedule, now) if self.view.schedule else None
 
+    def failed(self, error: str, attempts: int, end: datetime) -> AlertEvent | None:
+        return materialization_failed(
+            self.store.project, self.view.name, error, attempts=attempts, window_end=end
+        )
+
+
+@dataclass(frozen=True)
+class MonitorJob:
+    """A feature service's monitor: its skew check of the window ending at each tick. The
+    check records itself and alerts when it fails (`run_monitor`); only a check that could
+    not run (nothing served in the window) raises, and is retried."""
+
+    store: FeatureStore
+    service: FeatureService
+
+    @property
+    def monitor(self) -> Monitor:
+        assert self.service.monitor is not None
+        return self.service.monitor
+
+    @property
+    def name(self) -> str:
+        return f"monitor:{self.service.name}"
+
+    def due(self, now: datetime) -> list[datetime]:
+        checked = self.store.skew_checks.checked_until(self.service.name)
+        tick = due_tick(self.monitor, now, checked)
+        return [] if tick is None else [tick]
+
+    def run(self, end: datetime) -> str:
+        checked = run_monitor(self.store, self.service.name, end)
+        verdict = "passed" if checked.passed else f"failed ({len(checked.events)} alert(s))"
+        return f"skew check of the window to {end:%Y-%m-%d %H:%M:%S} {verdict}"
+
+    def next_tick(self, now: datetime) -> datetime | None:
+        return next_tick(self.monitor.schedule, now)
+
+    def failed(self, error: str, attempts: int, end: datetime) -> AlertEvent | None:
+        return None  # a check that could not run is logged and shown by the health file
+
 
 def view_jobs(store: FeatureStore, engine: str | None) -> list[Job]:
     """A job per view that has a schedule."""
     return [ViewJob(store, view, engine) for view in store.list_feature_views() if view.schedule]
 
 
-JOB_SOURCES: tuple[JobSource, ...] = (view_jobs,)
+def monitor_jobs(store: FeatureStore, engine: str | None) -> list[Job]:
+    """A job per feature service that declares a monitor."""
+    return [MonitorJob(store, service) for service in monitored_services(store)]
+
+
+JOB_SOURCES: tuple[JobSource, ...] = (view_jobs, monitor_jobs)

@@ -138,6 +138,9 @@ class Scheduler:
                             self.config.max_attempts,
                             error,
                         )
+                        event = job.failed(error, self.config.max_attempts, end)
+                        if event is not None:
+                            self.store.alerts.emit(event)
                         return JobOutcome(job.name, "failed", error, done)
                     self.failing.pop(job.name, None)
                     self._resting_until.pop(job.name, None)
