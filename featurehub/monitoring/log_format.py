@@ -88,6 +88,16 @@ SCHEMA = pa.schema(
 """The fixed columns of format 2, which every file has; the typed columns follow them."""
 
 
+class ModelServed(NamedTuple):
+    """What a model answered for a predict request's rows: its name, and per row the
+    version, the arm (production, canary, a, b, shadow, pinned) and the prediction."""
+
+    name: str
+    versions: list[int]
+    arms: list[str]
+    predictions: list[Any]
+
+
 class ServedAnswer(NamedTuple):
     """One answered request, as the server hands it over: the 200 answer's body as sent.
 
@@ -105,6 +115,7 @@ class ServedAnswer(NamedTuple):
     rows: int  # entity rows answered
     body: bytes
     source: str = SERVER
+    model: ModelServed | None = None  # a predict request's model and answers
 
 
 def decode(answer: ServedAnswer) -> ServedRequest:
