@@ -28,10 +28,11 @@ from sklearn.pipeline import make_pipeline
 from featurehub import FeatureStore
 from featurehub.models import ModelError
 from featurehub.models.traffic import BUCKETS, bucket
+from featurehub.monitoring import read_serving_log
 from featurehub.server import create_app
 from tests.models.conftest import FEATURES, build_model_repo
 from tests.repos import BASE
-from tests.server.conftest import server_config
+from tests.server.conftest import server_config, with_serving_log
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -317,3 +318,43 @@ def test_numpy_predictions_are_json(client: TestClient) -> None:
     body = predict(client, KNOWN).json()
     assert all(isinstance(p, int) for p in body["predictions"])
     assert np.array(body["predictions"]).dtype.kind == "i"
+
+
+# -- the serving log ---------------------------------------------------------------------------
+
+
+def test_the_log_records_model_version_and_arm(model_repo: Path, tmp_path: Path) -> None:
+    log_root = tmp_path / "logs"
+    with FeatureStore(model_repo) as plain:
+        config = with_serving_log(plain.config, log_root)
+    store = FeatureStore(config=config)
+    with store, TestClient(create_app(store, server_config())) as client:
+        store.models.traffic(MODEL, shadow=2)
+        refresh(client)
+        shadowed = predict(client, KNOWN).json()
+        store.models.traffic(MODEL, canary="3:50")
+        refresh(client)
+        keys = [k for k in range(1000, 1003) if bucket(MODEL, [k]) >= 5_000]
+        split = predict(client, keys).json()
+        feature_answer = client.post(
+            "/v1/features",
+            json={"feature_service": "driver_service", "entities": {"driver_id": [1000]}},
+        )
+        assert feature_answer.status_code == 200
+    rows = read_serving_log(log_root).order("request_id, arm, row").to_arrow_table().to_pylist()
+    by_request: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_request.setdefault(row["request_id"], []).append(row)
+    first = by_request[shadowed["request_id"]]
+    assert [(r["arm"], r["model_version"], r["row"]) for r in first] == [
+        ("production", "1", 0), ("production", "1", 1), ("production", "1", 2),
+        ("shadow", "2", 0), ("shadow", "2", 1), ("shadow", "2", 2),
+    ]  # fmt: skip
+    assert [r["prediction"] for r in first[:3]] == shadowed["predictions"]
+    assert [r["prediction"] for r in first[3:]] == expected(store, 2, KNOWN)
+    assert {r["model"] for r in first} == {MODEL}
+    assert [r["value.conv_rate"] for r in first[:3]] == [0.2, 0.6, 0.9]
+    second = by_request[split["request_id"]]
+    assert [r["arm"] for r in second] == split["arms"]
+    features_only = by_request[feature_answer.json()["request_id"]]
+    assert [(r["model"], r["arm"], r["prediction"]) for r in features_only] == [(None, None, None)]
