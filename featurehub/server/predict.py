@@ -379,7 +379,9 @@ def _refused(
 ) -> Answer:
     seconds = time.perf_counter() - started
     server.metrics.error(error.kind)
-    server.metrics.observe("/v1/models/predict", name, error.status, seconds)
+    # What a client sends never becomes a label: the name only once it is a served model's.
+    label = name if name in server.models.routes or versions else "unknown"
+    server.metrics.observe("/v1/models/predict", label, error.status, seconds)
     if versions:  # routed: the arms that were to answer count the failure
         _observe(server, name, route, versions, arms, error.status, seconds, None)
     return error.status, error_body(error, request_id), request_id
