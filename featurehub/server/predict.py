@@ -349,7 +349,7 @@ def _observe(
     for version, arm in dict.fromkeys(zip(versions, arms, strict=True)):
         metrics.observe_model(name, version, arm, code, seconds)
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
-            server.models.watch.observe(name, route, code >= 500, seconds)
+            server.models.watch.observe(name, route, code == 500, seconds)
         if result is not None and (values := result.arrays.get(version)) is not None:
             _histogram(server, name, version, arm, values)
     if result is not None and route is not None and (shadow := shadow_version(route)):

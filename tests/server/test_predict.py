@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -174,6 +174,40 @@ def test_bad_requests_are_4xx(client: TestClient, body: bytes, status: int, kind
     assert answer.status_code == status, answer.text
     assert answer.json()["error"] == kind
     assert answer.json()["message"]
+
+
+BODIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "entities": st.one_of(
+            st.dictionaries(
+                st.sampled_from(["driver_id", "zone"]),
+                st.lists(
+                    st.one_of(st.integers(-(2**64), 2**64), st.text(max_size=3), st.none()),
+                    max_size=4,
+                ),
+                max_size=2,
+            ),
+            st.lists(st.integers(), max_size=2),
+            st.none(),
+        ),
+        "version": st.one_of(st.sampled_from([1, 2, 99, 0, -1]), st.text(max_size=2)),
+        "include_features": st.one_of(st.booleans(), st.integers()),
+        "other": st.integers(),
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=BODIES)
+def test_no_body_gets_a_5xx(client: TestClient, body: dict[str, Any]) -> None:
+    """Versions 1 and 2 impute missing features: nothing a client sends is a server error."""
+    answer = client.post(f"/v1/models/{MODEL}/predict", json=body)
+    assert answer.status_code < 500, answer.text
+    if answer.status_code != 200:
+        assert set(answer.json()) == {"error", "message", "request_id"}
 
 
 def test_unknown_model_is_404(client: TestClient) -> None:
