@@ -9,7 +9,8 @@ an in-flight request finishes on its versions even if the policy changes meanwhi
 
 Models are loaded once per version (`store.models.load`, which checks the artifact's
 sha256) and kept; the model's predict runs in a worker thread, so a slow model does not hold
-the event loop the feature endpoint runs on.
+the event loop the feature endpoint runs on (a model measured faster than a thread hop,
+`INLINE_SECONDS`, runs on the loop).
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("featurehub.server")
 
 _FIELDS = frozenset({"entities", "version", "include_features"})
+# A version whose last predict took less than this runs on the event loop: a worker-thread
+# hop costs 0.1-0.3 ms, more than such a model takes. Slower ones (and a version's first
+# predict, not measured yet) run in a worker thread, leaving the loop to /v1/features.
+INLINE_SECONDS = 0.0005
 ROLLBACK_ACTOR = "featurehub-server"
 
 
@@ -64,6 +69,8 @@ class Models:
         self.registry = server.store.models
         self.routes: dict[str, Route] = {}
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
+        # The last predict's seconds of each version (a request's rows of it).
+        self.predict_seconds: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self.watch = CanaryWatch(server, self, server.store.config.models.canary)
 
@@ -230,7 +237,11 @@ async def predict(
         for version in set(versions) | ({shadow} if shadow else set()):
             await _loaded(models, name, version)
         table = response.to_arrow()
-        result = await run_in_threadpool(_predict, models, name, table, versions, shadow)
+        needed = set(versions) | ({shadow} if shadow else set())
+        if all(models.predict_seconds.get((name, v), 1.0) < INLINE_SECONDS for v in needed):
+            result = _predict(models, name, table, versions, shadow)
+        else:
+            result = await run_in_threadpool(_predict, models, name, table, versions, shadow)
     except ApiError as refused:
         return _refused(server, name, route, versions, arms, refused, request_id, started)
     except Disconnected:
@@ -316,7 +327,9 @@ def _predict(
         else:
             indices = [i for i, v in enumerate(versions) if v == version]
             rows = table.take(pa.array(indices))
+        began = time.perf_counter()
         predicted = model.predict_table(rows)
+        models.predict_seconds[(name, version)] = time.perf_counter() - began
         result.arrays[version] = predicted
         values = predicted.tolist()
         if indices is None:
@@ -326,7 +339,9 @@ def _predict(
                 result.values[index] = value
     if shadow is not None:
         try:
+            began = time.perf_counter()
             shadowed = models.loaded(name, shadow).predict_table(table)
+            models.predict_seconds[(name, shadow)] = time.perf_counter() - began
             result.shadow = shadowed.tolist()
             result.arrays[-shadow] = shadowed
         except Exception as exc:  # the shadow never fails the request: counted and logged
