@@ -398,7 +398,7 @@ class Models:
         state = self._catalog.state(check_model_name(name))
         if policy.version is not None:
             production = state.aliases.get(lifecycle.PRODUCTION)
-            self._catalog.version(name, policy.version)  # an unknown version is an error
+            other = self._catalog.version(name, policy.version)  # unknown: an error
             if production is None:
                 raise ModelError(
                     f"model {name} has no production version to split traffic with; promote "
@@ -408,6 +408,14 @@ class Models:
                 raise ModelError(
                     f"version {policy.version} is {name}'s production version; a {policy.policy} "
                     "names another version"
+                )
+            served = self._catalog.version(name, production)
+            if other.feature_service != served.feature_service:
+                raise ModelError(
+                    f"version {policy.version} of {name} reads feature service "
+                    f"{other.feature_service!r}, production version {production} reads "
+                    f"{served.feature_service!r}: a request fetches one service's features, so "
+                    "both versions of a policy must read the same one"
                 )
             if policy.version in state.archived:
                 raise ModelError(f"version {policy.version} of {name} is archived; unarchive it")

@@ -47,6 +47,8 @@ def assign(model: str, route: Route, keys: Sequence[Sequence[Any]]) -> tuple[lis
     assert production is not None
     policy = route.policy
     count = len(keys)
+    if policy.version == production:  # the canary was promoted: it is production now
+        return [production] * count, [PRODUCTION] * count
     if policy.policy not in (CANARY, AB):
         return [production] * count, [PRODUCTION if policy.policy != AB else A_ARM] * count
     assert policy.version is not None and policy.percent is not None
@@ -66,4 +68,7 @@ def assign(model: str, route: Route, keys: Sequence[Sequence[Any]]) -> tuple[lis
 
 def shadow_version(route: Route) -> int | None:
     """The version that also predicts every row, unseen, under a shadow policy."""
-    return route.policy.version if route.policy.policy == SHADOW else None
+    policy = route.policy
+    if policy.policy != SHADOW or policy.version == route.production:
+        return None
+    return policy.version

@@ -58,6 +58,7 @@ _FIELDS = frozenset({"entities", "version", "include_features"})
 # hop costs 0.1-0.3 ms, more than such a model takes. Slower ones (and a version's first
 # predict, not measured yet) run in a worker thread, leaving the loop to /v1/features.
 INLINE_SECONDS = 0.0005
+MAX_VERSION = 2**31 - 1  # the registry's integer column
 ROLLBACK_ACTOR = "featurehub-server"
 
 
@@ -292,7 +293,7 @@ def _payload(body: bytes) -> dict[str, Any]:
             f"unknown field(s) {unknown}; allowed: entities, version, include_features",
         )
     version = payload.get("version")
-    if version is not None and (type(version) is not int or version < 1):
+    if version is not None and (type(version) is not int or not 1 <= version <= MAX_VERSION):
         raise ApiError(422, "bad_request", "version must be a positive integer, e.g. 3")
     if not isinstance(payload.get("include_features", False), bool):
         raise ApiError(422, "bad_request", "include_features must be true or false")

@@ -27,8 +27,9 @@ from sklearn.pipeline import make_pipeline
 
 from featurehub import FeatureStore
 from featurehub.models import ModelError
-from featurehub.models.traffic import BUCKETS, bucket
+from featurehub.models.traffic import BUCKETS, assign, bucket, shadow_version
 from featurehub.monitoring import read_serving_log
+from featurehub.registry.traffic import Route, TrafficPolicy
 from featurehub.server import create_app
 from tests.models.conftest import FEATURES, build_model_repo
 from tests.repos import BASE
@@ -159,6 +160,8 @@ def test_predictions_equal_the_loaded_models(client: TestClient, store: FeatureS
         (b'{"entities": {"driver_id": [1]}, "version": "2"}', 422, "bad_request"),
         (b'{"entities": {"driver_id": [1]}, "version": 0}', 422, "bad_request"),
         (b'{"entities": {"driver_id": [1]}, "version": true}', 422, "bad_request"),
+        (b'{"entities": {"driver_id": [1]}, "version": 18446744073709551616}', 422, "bad_request"),
+        (b'{"entities": {"driver_id": [1]}, "version": 2147483648}', 422, "bad_request"),
         (b'{"entities": {"driver_id": [1]}, "include_features": 1}', 422, "bad_request"),
         (b"{}", 422, "invalid_entities"),
         (b'{"entities": {"zone": ["a"]}}', 422, "invalid_entities"),
@@ -289,6 +292,14 @@ def test_ab_and_shadow(client: TestClient, store: FeatureStore) -> None:
         'featurehub_model_requests_total{arm="shadow",code="200",model="driver_model",version="2"}'
         in metrics
     )
+
+
+def test_a_promoted_canary_is_production() -> None:
+    """Until someone sets --production-only, a canary promoted to production splits nothing."""
+    for policy in (TrafficPolicy("canary", 2, 50.0), TrafficPolicy("ab", 2, 50.0)):
+        versions, arms = assign(MODEL, Route(2, policy, 7), [[k] for k in range(100)])
+        assert set(versions) == {2} and set(arms) == {"production"}
+    assert shadow_version(Route(2, TrafficPolicy("shadow", 2), 7)) is None
 
 
 def test_policy_checks(store: FeatureStore) -> None:
