@@ -1281,6 +1281,46 @@ def models_history(
     console.print(table)
 
 
+@models_app.command("traffic")
+def models_traffic(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The model."),
+    canary: str | None = typer.Option(None, "--canary", help="V:PCT: PCT % of keys to V."),
+    shadow: int | None = typer.Option(None, "--shadow", help="V also predicts, logged only."),
+    ab: str | None = typer.Option(None, "--ab", help="V:PCT: an A/B split, PCT % of keys to V."),
+    production_only: bool = typer.Option(
+        False, "--production-only", help="Only the production version answers."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why (recorded in the history)."),
+    history: bool = typer.Option(False, "--history", help="Print the policy's history."),
+) -> None:
+    """Split a model's requests in the feature servers between versions (canary, shadow,
+    A/B); without an option, print the policy now. Servers follow within
+    registry.refresh_seconds, or at once on SIGHUP."""
+    store = _store(ctx)
+    say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    try:
+        if history:
+            for event in store.models.traffic_history(name):
+                by = f" by {event.actor}" + (f": {event.reason}" if event.reason else "")
+                say(f"{event.at:%Y-%m-%d %H:%M:%S}  {event.policy.describe()}{by}")
+            return
+        if canary is None and shadow is None and ab is None and not production_only:
+            say(f"{name}: {store.models.traffic_policy(name).describe()}")
+            return
+        policy = store.models.traffic(
+            name,
+            canary=canary,
+            shadow=shadow,
+            ab=ab,
+            production_only=production_only,
+            reason=reason,
+        )
+    except FeaturehubError as exc:
+        _fail(str(exc))
+    say(f"{name}: {policy.describe()}")
+
+
 @models_app.command("score")
 def models_score(
     ctx: typer.Context,

@@ -225,6 +225,15 @@ class MetricGate(_Section):
         return self
 
 
+class CanaryBounds(_Section):
+    """When a feature server rolls a canary back by itself (`models.canary:`): its error rate
+    or p99 latency over its last `window` requests above a bound. No bound: never."""
+
+    max_error_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_p99_ms: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    window: int = Field(default=100, ge=1)
+
+
 class ModelsConfig(_Section):
     """The model registry (`models:`, docs/models.md): where artifacts are kept, and the
     gate a version passes on its way to production."""
@@ -236,6 +245,7 @@ class ModelsConfig(_Section):
     # Types skops does not trust by default that this repo's models may hold
     # ("mypackage.MyTransformer"): loaded only when listed here.
     trusted_types: list[str] = Field(default_factory=list)
+    canary: CanaryBounds = Field(default_factory=CanaryBounds)
 
 
 class SchedulerConfig(_Section):

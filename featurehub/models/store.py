@@ -57,6 +57,15 @@ from featurehub.registry.models import (
 )
 from featurehub.registry.runs import RunLog
 from featurehub.registry.skew_checks import SkewCheckLog
+from featurehub.registry.traffic import (
+    AB,
+    CANARY,
+    PRODUCTION_ONLY,
+    SHADOW,
+    TrafficCatalog,
+    TrafficEvent,
+    TrafficPolicy,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -105,6 +114,7 @@ class Models:
         self._engine = engine
         self._runs = runs
         self._catalog = ModelCatalog(engine, store.project)
+        self.traffic_catalog = TrafficCatalog(engine, store.project)
         self._config = store.config.models
         self.artifacts = ArtifactStore(store.config.model_artifact_root)
 
@@ -356,6 +366,72 @@ class Models:
     ) -> list[LifecycleChange]:
         return self._catalog.change(name, decide, actor=_actor(), **recorded)
 
+    # -- traffic (the feature server's split between versions) --------------------------------
+
+    def traffic(
+        self,
+        name: str,
+        *,
+        canary: str | None = None,
+        shadow: int | None = None,
+        ab: str | None = None,
+        production_only: bool = False,
+        reason: str = "",
+    ) -> TrafficPolicy:
+        """Set how running feature servers split the model's requests (exactly one of):
+        `canary="V:PCT"` (PCT % of entity keys to version V), `shadow=V` (V also predicts,
+        its answer logged, not returned), `ab="V:PCT"`, `production_only=True`. Servers
+        follow within registry.refresh_seconds (or at once on SIGHUP)."""
+        given = [canary is not None, shadow is not None, ab is not None, production_only]
+        if sum(given) != 1:
+            raise ModelError(
+                "give exactly one of --canary V:PCT, --shadow V, --ab V:PCT or --production-only"
+            )
+        if production_only:
+            policy = TrafficPolicy(PRODUCTION_ONLY)
+        elif shadow is not None:
+            policy = TrafficPolicy(SHADOW, shadow)
+        else:
+            kind, text = (CANARY, canary) if canary is not None else (AB, ab)
+            assert text is not None
+            policy = TrafficPolicy(kind, *_version_percent(kind, text))
+        state = self._catalog.state(check_model_name(name))
+        if policy.version is not None:
+            production = state.aliases.get(lifecycle.PRODUCTION)
+            other = self._catalog.version(name, policy.version)  # unknown: an error
+            if production is None:
+                raise ModelError(
+                    f"model {name} has no production version to split traffic with; promote "
+                    f"one first: featurehub models promote {name} VERSION --stage production"
+                )
+            if policy.version == production:
+                raise ModelError(
+                    f"version {policy.version} is {name}'s production version; a {policy.policy} "
+                    "names another version"
+                )
+            served = self._catalog.version(name, production)
+            if other.feature_service != served.feature_service:
+                raise ModelError(
+                    f"version {policy.version} of {name} reads feature service "
+                    f"{other.feature_service!r}, production version {production} reads "
+                    f"{served.feature_service!r}: a request fetches one service's features, so "
+                    "both versions of a policy must read the same one"
+                )
+            if policy.version in state.archived:
+                raise ModelError(f"version {policy.version} of {name} is archived; unarchive it")
+        self.traffic_catalog.set(name, policy, actor=_actor(), reason=reason)
+        return policy
+
+    def traffic_policy(self, name: str) -> TrafficPolicy:
+        """The model's traffic policy now (production only when none was set)."""
+        self._catalog.state(check_model_name(name))
+        return self.traffic_catalog.get(name)
+
+    def traffic_history(self, name: str) -> list[TrafficEvent]:
+        """Every traffic policy change of the model (automatic rollbacks too), oldest first."""
+        self._catalog.state(check_model_name(name))
+        return self.traffic_catalog.history(name)
+
     # -- batch scoring ----------------------------------------------------------------------
 
     def score(
@@ -383,6 +459,16 @@ class Models:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _version_percent(kind: str, text: str) -> tuple[int, float]:
+    version, _, percent = text.partition(":")
+    try:
+        return int(version), float(percent)
+    except ValueError:
+        raise ModelError(
+            f"--{kind} {text!r}: write VERSION:PERCENT, e.g. --{kind} 3:5 for 5 % to version 3"
+        ) from None
 
 
 def _check_dataset(dataset: Dataset, service: str, features: list[str]) -> None:

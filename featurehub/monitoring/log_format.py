@@ -8,13 +8,22 @@ served entity row, fixed columns first, then typed columns named `<kind>.<name>`
 | request_id | string | the response's request_id |
 | row | int32 | index of the entity row in the request |
 | served_at | timestamp[us, UTC] | when the request was answered |
-| model_version | string, nullable | reserved for a later issue; null today |
+| model_version | string, nullable | the model version that answered the row ("3") |
+| model | string, nullable | the model of a predict request (/v1/models/{name}/predict) |
+| arm | string, nullable | production, canary, a, b, pinned, or shadow (not returned) |
 | source | string | who served it: "server" (the feature server) or "sdk" (`get_online_features`) |
 | key.<join key> | int64, string, ... | the entity key, typed as sent |
 | value.<feature> | int64, float64, bool, string | the value (null: null, not found, expired) |
 | status.<feature> | string | present, not_found or expired; null: the row did not ask for it |
 | event_timestamp.<feature> | timestamp[us, UTC] | the served row's event time, or null |
+| prediction | int64, float64, bool, string | the model's answer (predict requests only) |
 | feature_service, date | hive partition columns | from the path |
+
+The model columns are null on the rows of feature requests. A predict request logs its rows
+once per answering model version: a shadow version's rows are a second set with the same
+request_id and row numbers, arm `shadow` (the skew checks skip them: the features were served
+once). `model` and `arm` were added after the first format 2 files; readers (`log_reader`)
+give them as null there, as they give `prediction` on files that hold no predict request.
 
 `<feature>` is the name as served: `conv_rate`, or `driver_stats__conv_rate` for a request
 with full feature names. Names are identifiers (no dots, `definitions.names`), so the part
@@ -82,10 +91,26 @@ SCHEMA = pa.schema(
         pa.field("row", pa.int32(), nullable=False),
         pa.field("served_at", TIMESTAMP, nullable=False),
         pa.field("model_version", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("arm", pa.string()),
         pa.field("source", pa.string(), nullable=False),
     ]
 )
+
+PREDICTION = "prediction"
+MODEL_COLUMNS = ("model_version", "model", "arm", PREDICTION)
+"""Null on feature requests' rows; `prediction` only in files holding a predict request."""
 """The fixed columns of format 2, which every file has; the typed columns follow them."""
+
+
+class ModelServed(NamedTuple):
+    """What a model answered for a predict request's rows: its name, and per row the
+    version, the arm (production, canary, a, b, shadow, pinned) and the prediction."""
+
+    name: str
+    versions: list[int]
+    arms: list[str]
+    predictions: list[Any]
 
 
 class ServedAnswer(NamedTuple):
@@ -105,6 +130,7 @@ class ServedAnswer(NamedTuple):
     rows: int  # entity rows answered
     body: bytes
     source: str = SERVER
+    model: ModelServed | None = None  # a predict request's model and answers
 
 
 def decode(answer: ServedAnswer) -> ServedRequest:
@@ -134,6 +160,7 @@ def decode(answer: ServedAnswer) -> ServedRequest:
         statuses,
         stamps,
         answer.source,
+        answer.model,
     )
 
 
@@ -148,6 +175,7 @@ class ServedRequest(NamedTuple):
     statuses: dict[str, list[str]]
     event_timestamps: dict[str, list[Any]]  # aware datetimes, ISO 8601 strings, or None
     source: str = SERVER
+    model: ModelServed | None = None
 
     @property
     def rows(self) -> int:
@@ -228,7 +256,9 @@ class _Columns:
     def table(self) -> pa.Table:
         # Columns are gathered by C loops (map, itemgetter, chain) over the requests' dicts,
         # not by a Python loop per request and feature; Arrow converts each list at once.
-        ids, times, _, keys, values, statuses, stamps, sources = zip(*self.requests, strict=True)
+        ids, times, _, keys, values, statuses, stamps, sources, models = zip(
+            *self.requests, strict=True
+        )
         counts = np.array(self.counts, dtype=np.int64)
         owner = np.repeat(np.arange(len(counts)), counts)  # request index of each row
         starts = np.cumsum(counts) - counts
@@ -251,9 +281,21 @@ class _Columns:
             pa.array(ids, pa.string()).take(owner),
             pa.array(np.arange(rows) - starts[owner], pa.int32()),
             pa.array(micros[owner], TIMESTAMP),
-            pa.nulls(rows, pa.string()),
+            *_model_columns(models, self.counts, rows),
             pa.array(sources, pa.string()).take(owner),
         ]
+        if any(models):
+            names.append(PREDICTION)
+            columns.append(
+                typed_array(
+                    list(
+                        itertools.chain.from_iterable(
+                            [None] * count if model is None else model.predictions
+                            for model, count in zip(models, self.counts, strict=True)
+                        )
+                    )
+                )
+            )
         for name in self.key_names:
             names.append(KEY + name)
             columns.append(typed_array(gathered(keys, name)))
@@ -264,6 +306,27 @@ class _Columns:
         names += [EVENT_TIMESTAMP + name for name in features]
         columns += [stamp_arrays[i] for i in self.stamp_sharing]
         return pa.Table.from_arrays(columns, names=names)
+
+
+def _model_columns(
+    models: tuple[ModelServed | None, ...], counts: list[int], rows: int
+) -> list[pa.Array]:
+    """model_version, model and arm of each row (null on a feature request's rows)."""
+    if not any(models):
+        return [pa.nulls(rows, pa.string())] * 3
+    versions: list[str | None] = []
+    names: list[str | None] = []
+    arms: list[str | None] = []
+    for model, count in zip(models, counts, strict=True):
+        if model is None:
+            versions += [None] * count
+            names += [None] * count
+            arms += [None] * count
+        else:
+            versions += map(str, model.versions)
+            names += [model.name] * count
+            arms += model.arms
+    return [pa.array(column, pa.string()) for column in (versions, names, arms)]
 
 
 def typed_array(column: list[Any]) -> pa.Array:

@@ -8,6 +8,8 @@ typed `key.*`, `value.*`, `status.*` and `event_timestamp.*` columns, format 1 f
 issue 10) the JSON text columns `entity_keys`, `feature_values`, `statuses` and
 `event_timestamps`; each is null on the other's rows (`featurehub serving-log upgrade`
 rewrites format 1 files). The skew checks read both (`featurehub.skew.served_rows`).
+The model columns (`model_version`, `model`, `arm`, `prediction`) are on every row read,
+null for rows of POST /v1/features and of files written before them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from featurehub.monitoring.log_format import SERVER
+from featurehub.monitoring.log_format import MODEL_COLUMNS, SERVER
 from featurehub.monitoring.serving_log import ServingLogError
 
 
@@ -36,6 +38,9 @@ def read_serving_log(
     relation = con.sql(
         f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
     )
+    missing = [name for name in MODEL_COLUMNS if name not in relation.columns]
+    if missing:  # files of before the model columns, or no predict request logged
+        relation = relation.select(", ".join(["*", *(f"NULL AS {name}" for name in missing)]))
     if "source" in relation.columns:
         return relation.select(f"* REPLACE (coalesce(source, '{SERVER}') AS source)")
     return relation.select(f"*, '{SERVER}' AS source")

@@ -54,8 +54,9 @@ def upgrade(table: pa.Table) -> pa.Table:
     }
     if fixed["source"] is None:
         fixed["source"] = pa.array([SERVER] * rows, pa.string())
-    if fixed["model_version"] is None:
-        fixed["model_version"] = pa.nulls(rows, pa.string())
+    for name, column in fixed.items():  # model_version, model, arm: null before models
+        if column is None:
+            fixed[name] = pa.nulls(rows, SCHEMA.field(name).type)
     names, columns = list(SCHEMA.names), [fixed[name] for name in SCHEMA.names]
     for name in _names(keys):
         names.append(KEY + name)

@@ -245,3 +245,20 @@ leases = sa.Table(
     # Past this moment the lease is free: its holder stopped renewing (killed, hung).
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Traffic policies of the feature server, append-only: a model's newest row is its policy now
+# (none: production only), the older rows its history (featurehub/registry/traffic.py).
+model_traffic = sa.Table(
+    "model_traffic",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),  # production | canary | shadow | ab
+    sa.Column("version", sa.Integer, nullable=True),  # the other version (null: production)
+    sa.Column("percent", sa.Float, nullable=True),  # of entity keys routed to it (canary, ab)
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_model_traffic_model", "project", "model", "id"),
+)

@@ -40,11 +40,12 @@ from featurehub.feature_store import FeatureStore
 from featurehub.monitoring.log_format import ServedAnswer
 from featurehub.monitoring.serving_log import open_serving_log
 from featurehub.online.base import OnlineStoreError
-from featurehub.online.lookup import lookup
+from featurehub.online.lookup import OnlineResponse, lookup
 from featurehub.server import response as response_body
 from featurehub.server import schemas
 from featurehub.server.auth import APIKeyMiddleware
 from featurehub.server.metrics import ServerMetrics
+from featurehub.server.predict import Models, predict
 from featurehub.server.request import (
     Answer,
     ApiError,
@@ -56,11 +57,25 @@ from featurehub.server.request import (
     parse_request,
     read_body,
 )
-from featurehub.server.snapshot import OnlineHealth, Refresher
+from featurehub.server.snapshot import OnlineHealth, Refresher, Resolved
 
 log = logging.getLogger("featurehub.server")
 
 JSON = "application/json"
+PREDICT_PREFIX = "/v1/models/"
+PREDICT_SUFFIX = "/predict"
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    status, body, request_id = answer
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -91,6 +106,8 @@ class Server:
         )
         self.sample_rates = {name: settings.sample_rate_of(name) for name in settings.sample_rates}
         self.default_rate = settings.sample_rate
+        self.models = Models(self)
+        self.refresher.also.append(self.models.refresh)
 
     def start(self) -> None:
         self.refresher.refresh()
@@ -104,15 +121,7 @@ class Server:
 
     async def asgi_features(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /v1/features as a bare ASGI app: the fast path `FastPath` routes to."""
-        status, body, request_id = await self.features(scope["headers"], receive)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        if request_id is not None:
-            headers.append((b"x-request-id", request_id.encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send(send, await self.features(scope["headers"], receive))
 
     async def features(self, raw_headers: list[tuple[bytes, bytes]], receive: Receive) -> Answer:
         """The answer to a POST /v1/features: never raises for anything a client sends."""
@@ -137,22 +146,7 @@ class Server:
                 ) from None
             resolved, rows, full = parse_request(payload, snapshot, self.config.max_entities)
             label = resolved.label
-            if not self.health.allow():
-                raise ApiError(503, "online_store_unavailable", self.health.retry_message())
-            looked_up = time.perf_counter()
-            try:
-                response = lookup(
-                    self.store.online_store, resolved.projections, rows, full_feature_names=full
-                )
-            except OnlineStoreError as exc:
-                self.health.failed(str(exc))
-                self.metrics.online_up.set(0)
-                raise
-            finally:
-                self.metrics.online_latency.observe(time.perf_counter() - looked_up)
-            if not self.health.up:
-                self.health.succeeded()
-                self.metrics.online_up.set(1)
+            response = self.online_lookup(resolved, rows, full)
         except ApiError as error:
             return self._refused(error, request_id, label, started)
         except Disconnected:
@@ -178,6 +172,35 @@ class Server:
             self.log.log(ServedAnswer(request_id, time.time(), resolved.service, len(rows), body))
         metrics.observe("/v1/features", label, 200, time.perf_counter() - started)
         return 200, body, request_id
+
+    def online_lookup(
+        self, resolved: Resolved, rows: list[dict[str, Any]], full: bool = False
+    ) -> OnlineResponse:
+        """The one online look-up of both endpoints, behind the breaker: while the store is
+        marked down, a 503 at once (one request per probe interval tries it)."""
+        if not self.health.allow():
+            raise ApiError(503, "online_store_unavailable", self.health.retry_message())
+        looked_up = time.perf_counter()
+        try:
+            response = lookup(
+                self.store.online_store, resolved.projections, rows, full_feature_names=full
+            )
+        except OnlineStoreError as exc:
+            self.health.failed(str(exc))
+            self.metrics.online_up.set(0)
+            raise
+        finally:
+            self.metrics.online_latency.observe(time.perf_counter() - looked_up)
+        if not self.health.up:
+            self.health.succeeded()
+            self.metrics.online_up.set(1)
+        return response
+
+    async def asgi_predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /v1/models/{name}/predict as a bare ASGI app (the fast path)."""
+        name = scope["path"][len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
+        answer = await predict(self, name, scope["headers"], receive)
+        await _send(send, answer)
 
     def _refused(self, error: ApiError, request_id: str, label: str, started: float) -> Answer:
         self.metrics.error(error.kind)
@@ -219,8 +242,10 @@ class FastPath:
         if server.api_keys:
             self.app = APIKeyMiddleware(api, server.api_keys)
             self.features: ASGIApp = APIKeyMiddleware(server.asgi_features, server.api_keys)
+            self.predict: ASGIApp = APIKeyMiddleware(server.asgi_predict, server.api_keys)
         else:
             self.features = server.asgi_features
+            self.predict = server.asgi_predict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -230,7 +255,18 @@ class FastPath:
         ):
             await self.features(scope, receive, send)
             return
+        if scope["type"] == "http" and scope["method"] == "POST" and _is_predict(scope["path"]):
+            await self.predict(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+
+def _is_predict(path: str) -> bool:
+    """/v1/models/NAME/predict with one path segment as NAME (a name has no slash)."""
+    if not (path.startswith(PREDICT_PREFIX) and path.endswith(PREDICT_SUFFIX)):
+        return False
+    name = path[len(PREDICT_PREFIX) : -len(PREDICT_SUFFIX)]
+    return bool(name) and "/" not in name
 
 
 def create_app(store: FeatureStore, config: ServerConfig | None = None) -> FastPath:
@@ -275,6 +311,22 @@ def create_app(store: FeatureStore, config: ServerConfig | None = None) -> FastP
         # FastPath answers this route before FastAPI sees it; this is the same handler, for
         # the OpenAPI schema and for anyone mounting the FastAPI app without FastPath.
         status, body, request_id = await server.features(request.scope["headers"], request.receive)
+        headers = {"x-request-id": request_id} if request_id else None
+        return Response(body, status, headers=headers, media_type=JSON)
+
+    @app.post(
+        "/v1/models/{name}/predict",
+        summary="Predictions of a model over its feature service's online features",
+        response_model=None,
+        responses=schemas.PREDICT_RESPONSES,
+        openapi_extra=schemas.PREDICT_OPENAPI,
+        tags=["models"],
+    )
+    async def predict_route(name: str, request: Request) -> Response:
+        # FastPath answers this route first; the same handler, for the OpenAPI schema.
+        status, body, request_id = await predict(
+            server, name, request.scope["headers"], request.receive
+        )
         headers = {"x-request-id": request_id} if request_id else None
         return Response(body, status, headers=headers, media_type=JSON)
 

@@ -13,11 +13,17 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from featurehub.monitoring.freshness import Freshness
+
+PREDICTION_BUCKETS = (
+    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0,
+)  # fmt: skip
+"""Numeric predictions: a class label (0, 1), a probability, or a small count or amount."""
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -37,6 +43,14 @@ class LatencyChild:
     def observe(self, seconds: float) -> None:
         self.counts[bisect_left(self.bounds, seconds)] += 1  # le: bound >= value
         self.sum += seconds
+
+    def observe_many(self, values: np.ndarray) -> None:
+        """Every value at once (a batch of predictions): one numpy pass, not a loop."""
+        indices = np.searchsorted(self.bounds, values, side="left")
+        for index, count in enumerate(np.bincount(indices, minlength=len(self.counts))):
+            if count:
+                self.counts[index] += int(count)
+        self.sum += float(values.sum())
 
 
 class LatencyHistogram:
@@ -204,6 +218,33 @@ class ServerMetrics:
             registry=r,
         )
         self.freshness = FreshnessCollector(r)
+        self.model_requests = Counter(
+            "featurehub_model_requests",
+            "Predict requests answered, by model, version, arm and HTTP status code (a request "
+            "split between arms counts once per arm).",
+            ["model", "version", "arm", "code"],
+            registry=r,
+        )
+        self.model_latency = LatencyHistogram(
+            "featurehub_model_request_seconds",
+            "Time to answer a predict request, by model, version and arm.",
+            ["model", "version", "arm"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = LatencyHistogram(
+            "featurehub_model_predictions",
+            "Numeric predictions, by model, version and arm (shadow ones included).",
+            ["model", "version", "arm"],
+            buckets=PREDICTION_BUCKETS,
+            registry=r,
+        )
+        self.canary_rollbacks = Counter(
+            "featurehub_model_canary_rollbacks",
+            "Canaries this server stopped routing to (models.canary bounds crossed).",
+            ["model", "version"],
+            registry=r,
+        )
         self.not_found = self.values.labels("not_found")
         self.expired = self.values.labels("expired")
         self._request_children: dict[tuple[str, str, int], Any] = {}
@@ -222,6 +263,11 @@ class ServerMetrics:
                 endpoint, service
             )
         timer.observe(seconds)
+
+    def observe_model(self, model: str, version: int, arm: str, code: int, seconds: float) -> None:
+        labels = (model, str(version), arm)
+        self.model_requests.labels(*labels, str(code)).inc()
+        self.model_latency.labels(*labels).observe(seconds)
 
     def error(self, kind: str) -> None:
         child = self._error_children.get(kind)

@@ -120,6 +120,57 @@ FEATURES_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+PREDICT_REQUEST: dict[str, Any] = {
+    "title": "PredictRequest",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["entities"],
+    "properties": {
+        "entities": FEATURES_REQUEST["properties"]["entities"],
+        "version": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "Answer with this version (arm pinned) instead of the traffic policy's.",
+        },
+        "include_features": {
+            "type": "boolean",
+            "default": False,
+            "description": "Also answer the online features the model was given.",
+        },
+    },
+    "example": {"entities": {"driver_id": [1001, 1002]}},
+}
+
+PREDICT_OPENAPI: dict[str, Any] = {
+    **FEATURES_OPENAPI,
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PREDICT_REQUEST}},
+    },
+}
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int | None = Field(description="The version that answered (null: several).")
+    arm: str = Field(description="production, canary, a, b or pinned; mixed: several.")
+    request_id: str
+    predictions: list[Any] = Field(description="One prediction per entity row.")
+    versions: list[int] = Field(description="The version that answered each row.")
+    arms: list[str] = Field(description="The arm of each row (by a hash of its key).")
+    features: dict[str, list[Any]] | None = Field(
+        default=None, description="With include_features: feature -> one value per row."
+    )
+
+
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **FEATURES_RESPONSES,
+    200: {"model": PredictResponse, "description": "One prediction per entity row."},
+    404: _error("Unknown model or version, or a model without a production version."),
+    500: _error("model_error: the model failed on well-formed input (a genuine model error)."),
+}
+
+
 class FeatureRef(BaseModel):
     name: str
     dtype: str

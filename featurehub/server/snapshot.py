@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -97,6 +97,8 @@ class Refresher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Other readers of the registry, called at each refresh (the model routes).
+        self.also: list[Callable[[], None]] = []
 
     def refresh(self) -> None:
         """Read the registry now; keep the previous snapshot when it fails."""
@@ -104,6 +106,8 @@ class Refresher:
             catalog = self.store.catalog()
             if self.snapshot is None or self.snapshot.catalog is not catalog:
                 self.snapshot = Snapshot.build(catalog)
+            for read in self.also:
+                read()
             self.error = None
             self.metrics.registry_refreshes.labels("ok").inc()
         except Exception as exc:  # the registry being down must not stop the server

@@ -122,6 +122,10 @@ class LogFiles:
         """A typed column by name, or NULL when no format 2 file has it."""
         return _quote(name) if name in self.typed_columns else "NULL"
 
+    def not_shadow(self) -> str:
+        """A condition skipping a shadow model's rows: the same served features again."""
+        return " AND arm IS DISTINCT FROM 'shadow'" if "arm" in self.typed_columns else ""
+
     def chosen(self, short: str, full: str, short_used: str) -> str:
         """The column `short` where `short_used` (a condition) holds, else `full`: a request
         named its features either way; with only one of them logged, that one."""
@@ -199,7 +203,8 @@ def _typed_select(
         value = split.chosen(VALUE + short, VALUE + full, short_used[views[i]])
         columns.append(f"({value})::{_sql_type(feature.value_type)} AS {served_value(i)}")
     sampled = f" AND {sample_condition(keys, sample)}" if sample is not None else ""
-    return f"SELECT {', '.join(columns)} FROM {_scan(split.typed, _window(start, end))}{sampled}"
+    scan = _scan(split.typed, _window(start, end) + split.not_shadow())
+    return f"SELECT {', '.join(columns)} FROM {scan}{sampled}"
 
 
 def _json_select(
@@ -287,7 +292,8 @@ def read_served_values(
             for name, kind in features.items()
         ]
         selects.append(
-            f"SELECT {', '.join(columns) or '1'} FROM {_scan(split.typed, _window(start, end))}"
+            f"SELECT {', '.join(columns) or '1'} FROM "
+            f"{_scan(split.typed, _window(start, end) + split.not_shadow())}"
         )
     if split.json:
         columns = []

@@ -79,7 +79,9 @@ class _Columns:
     def table(self) -> pa.Table:
         # Columns are gathered by C loops (map, itemgetter, chain) over the requests' dicts,
         # not by a Python loop per request and feature.
-        ids, times, _, keys, values, statuses, stamps, sources = zip(*self.requests, strict=True)
+        ids, times, _, keys, values, statuses, stamps, sources, *_ = zip(
+            *self.requests, strict=True
+        )
         counts = np.array(self.counts, dtype=np.int64)
         owner = np.repeat(np.arange(len(counts)), counts)  # request index of each row
         starts = np.cumsum(counts) - counts

@@ -1,0 +1,103 @@
+"""Benchmark POST /v1/models/{name}/predict against POST /v1/features for the same entities.
+
+    .venv/bin/python bench/bench_predict.py [--seconds 5]
+
+Builds the test driver repo (tests/server/test_predict.py: a LogisticRegression behind an
+imputer over driver_service's two features, promoted), starts `uvicorn serving.app:app` on a
+free 127.0.0.1 port (one worker, metrics and the serving log on) and drives both endpoints
+with bench_server's load generator (wrk when installed, else httpx). Prints req/s and p50/p99
+at concurrency 1 and 8 for 1 and 100 entity rows (and for a numpy-fitted LogisticRegression,
+pinned, whose predict is faster than a thread hop), the ratio of the throughputs, and the
+model's own predict time (`LoadedModel.predict_table` in-process on the same rows), the
+issue's bound being: predict p50 <= features p50 + model predict + 150 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from sklearn.linear_model import LogisticRegression
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_server import load  # noqa: E402
+
+from featurehub import FeatureStore  # noqa: E402
+from tests.redis_server import free_port  # noqa: E402
+from tests.server.test_predict import MODEL, build  # noqa: E402
+from tests.server.test_shutdown import start  # noqa: E402
+
+
+def register_fast(repo: Path) -> int:
+    """A LogisticRegression fitted on a numpy matrix (no feature names to check): a model
+    whose predict is faster than a thread hop."""
+    with FeatureStore(repo) as store:
+        frame = store.get_dataset("train").to_pandas()
+        matrix = frame[["conv_rate", "trips_today"]].to_numpy(dtype="float64")
+        model = LogisticRegression().fit(matrix, (matrix[:, 0] > 0.5).astype(int))
+        options = {"feature_service": "driver_service", "training_dataset": "train"}
+        return store.models.register(MODEL, model, **options).version
+
+
+def model_predict_us(repo: Path, keys: list[int], reference: str) -> float:
+    """The median time of the model's own predict over the online features of `keys`."""
+    with FeatureStore(repo) as store:
+        model = store.models.load(reference)
+        table = store.get_online_features(
+            "driver_service", {"driver_id": keys}, log=False
+        ).to_arrow()
+        times = []
+        for _ in range(300):
+            started = time.perf_counter()
+            model.predict_table(table)
+            times.append(time.perf_counter() - started)
+    times.sort()
+    return times[len(times) // 2] * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        repo = build(Path(workdir) / "repo")
+        fast = register_fast(repo)
+        process = start(repo, port := free_port())
+        url = f"http://127.0.0.1:{port}"
+        print("| model | rows | conc. | features req/s | predict req/s | ratio "
+              "| features p50/p99 ms | predict p50/p99 ms | model predict us |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        try:
+            cases = [("pipeline", 1, None), ("pipeline", 100, None), ("numpy LR", 1, fast)]
+            for label, rows, version in cases:
+                keys = [1000 + i % 3 for i in range(rows)]
+                reference = f"{MODEL}@production" if version is None else f"{MODEL}:{version}"
+                own = model_predict_us(repo, keys, reference)
+                entities = {"driver_id": keys}
+                features = orjson.dumps({"feature_service": "driver_service", "entities": entities})
+                pinned = {} if version is None else {"version": version}
+                predict = orjson.dumps({"entities": entities, **pinned})
+                for connections in (1, 8):
+                    f = load(f"{url}/v1/features", features, connections, args.seconds)
+                    p = load(f"{url}/v1/models/{MODEL}/predict", predict, connections, args.seconds)
+                    print(
+                        f"| {label} | {rows} | {connections} | {f['rps']:.0f} | {p['rps']:.0f} | "
+                        f"{p['rps'] / f['rps']:.2f} | {f['p50']:.2f}/{f['p99']:.2f} | "
+                        f"{p['p50']:.2f}/{p['p99']:.2f} | {own:.0f} |",
+                        flush=True,
+                    )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+
+
+if __name__ == "__main__":
+    main()

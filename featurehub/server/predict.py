@@ -1,0 +1,444 @@
+"""POST /v1/models/{name}/predict: the model's features from the online store, its answer.
+
+The features come through the same path as POST /v1/features (`Server.online_lookup`: the
+snapshot's resolved service, the entity checks, the breaker on the online store). Routes
+(each model's production version and traffic policy) are read with the catalog snapshot, in
+the background, so a policy change reaches a running server within
+`registry.refresh_seconds` (at once on SIGHUP). A request takes the route it started with:
+an in-flight request finishes on its versions even if the policy changes meanwhile.
+
+Models are loaded once per version (`store.models.load`, which checks the artifact's
+sha256) and kept; the model's predict runs in a worker thread, so a slow model does not hold
+the event loop the feature endpoint runs on (a model measured faster than a thread hop,
+`INLINE_SECONDS`, runs on the loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+from starlette.concurrency import run_in_threadpool
+
+from featurehub.config import CanaryBounds
+from featurehub.definitions.names import check_name
+from featurehub.errors import DefinitionError, FeaturehubError, NotFoundError
+from featurehub.models.loaded import LoadedModel, ModelPredictError
+from featurehub.models.traffic import CANARY_ARM, PINNED, SHADOW_ARM, assign, shadow_version
+from featurehub.monitoring.log_format import ModelServed, ServedAnswer, answer_body
+from featurehub.online.lookup import OnlineResponse
+from featurehub.registry.models import ModelError
+from featurehub.registry.traffic import CANARY, Route, TrafficPolicy
+from featurehub.server import response as response_body
+from featurehub.server.request import (
+    Answer,
+    ApiError,
+    Disconnected,
+    api_error,
+    entity_rows,
+    error_body,
+    make_request_id,
+    read_body,
+)
+
+if TYPE_CHECKING:
+    from featurehub.server.app import Server
+
+log = logging.getLogger("featurehub.server")
+
+_FIELDS = frozenset({"entities", "version", "include_features"})
+# A version whose last predict took less than this runs on the event loop: a worker-thread
+# hop costs 0.1-0.3 ms, more than such a model takes. Slower ones (and a version's first
+# predict, not measured yet) run in a worker thread, leaving the loop to /v1/features.
+INLINE_SECONDS = 0.0005
+MAX_VERSION = 2**31 - 1  # the registry's integer column
+ROLLBACK_ACTOR = "featurehub-server"
+
+
+class Models:
+    """The server's models: routes (refreshed with the snapshot), loaded versions."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.registry = server.store.models
+        self.routes: dict[str, Route] = {}
+        self._loaded: dict[tuple[str, int], LoadedModel] = {}
+        # The last predict's seconds of each version (a request's rows of it).
+        self.predict_seconds: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()
+        self.watch = CanaryWatch(server, self, server.store.config.models.canary)
+
+    def refresh(self) -> None:
+        """Read every model's route (called by the snapshot's refresher thread)."""
+        self.routes = self.registry.traffic_catalog.routes()
+
+    def cached(self, name: str, version: int) -> LoadedModel | None:
+        return self._loaded.get((name, version))
+
+    def loaded(self, name: str, version: int) -> LoadedModel:
+        """The version, loaded on first use (artifact checked then) and kept."""
+        model = self._loaded.get((name, version))
+        if model is None:
+            with self._lock:  # one load per version, however many requests wait for it
+                model = self._loaded.get((name, version))
+                if model is None:
+                    model = self.registry.load(f"{name}:{version}")
+                    self._loaded[(name, version)] = model
+        return model
+
+
+@dataclass
+class CanaryWatch:
+    """The canary arm's last `window` outcomes per model; above a bound, the server stops
+    routing to it (at once, here), records a production-only policy with the reason (the
+    other servers follow at their next refresh), and counts it."""
+
+    server: Server
+    models: Models
+    bounds: CanaryBounds
+    outcomes: dict[tuple[str, int], deque[tuple[bool, float]]] = field(default_factory=dict)
+
+    def observe(self, name: str, route: Route, failed: bool, seconds: float) -> None:
+        bounds = self.bounds
+        if bounds.max_error_rate is None and bounds.max_p99_ms is None:
+            return
+        key = (name, route.policy_id)
+        window = self.outcomes.get(key)
+        if window is None:
+            window = self.outcomes[key] = deque(maxlen=bounds.window)
+        window.append((failed, seconds))
+        if len(window) < bounds.window:
+            return
+        reason = self.crossed(window)
+        if reason is None:
+            return
+        del self.outcomes[key]
+        self.roll_back(name, route, reason)
+
+    def crossed(self, window: deque[tuple[bool, float]]) -> str | None:
+        bounds = self.bounds
+        errors = sum(failed for failed, _ in window)
+        rate = errors / len(window)
+        if bounds.max_error_rate is not None and rate > bounds.max_error_rate:
+            return (
+                f"error rate {rate:.3g} over the last {len(window)} canary requests exceeds "
+                f"models.canary.max_error_rate {bounds.max_error_rate:g}"
+            )
+        p99 = float(np.percentile([seconds for _, seconds in window], 99)) * 1000
+        if bounds.max_p99_ms is not None and p99 > bounds.max_p99_ms:
+            return (
+                f"p99 latency {p99:.3g} ms over the last {len(window)} canary requests exceeds "
+                f"models.canary.max_p99_ms {bounds.max_p99_ms:g}"
+            )
+        return None
+
+    def roll_back(self, name: str, route: Route, reason: str) -> None:
+        version = route.policy.version
+        message = f"canary version {version} of {name} rolled back automatically: {reason}"
+        log.error(message)
+        self.models.routes = {
+            **self.models.routes,
+            name: Route(route.production, TrafficPolicy(), route.policy_id),
+        }
+        self.server.metrics.canary_rollbacks.labels(name, str(version)).inc()
+        thread = threading.Thread(
+            target=self._record, args=(name, route, message), name="featurehub-rollback"
+        )
+        thread.start()
+
+    def _record(self, name: str, route: Route, message: str) -> None:
+        """In the registry, unless someone changed the policy since (their change stands)."""
+        try:
+            self.models.registry.traffic_catalog.set(
+                name,
+                TrafficPolicy(),
+                actor=ROLLBACK_ACTOR,
+                reason=message,
+                unless_changed_since=route.policy_id,
+            )
+        except Exception as exc:  # the local rollback holds; the next one will retry
+            log.error("could not record the rollback of %s: %s: %s", name, type(exc).__name__, exc)
+        self.server.refresher.wake()
+
+
+@dataclass
+class Prediction:
+    """The worker thread's result: predictions per row, and per version its seconds."""
+
+    values: list[Any]
+    shadow: list[Any] | None = None
+    shadow_error: str | None = None
+    arrays: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+async def predict(
+    server: Server, name: str, raw_headers: list[tuple[bytes, bytes]], receive: Any
+) -> Answer:
+    """The answer to a POST /v1/models/{name}/predict: never raises for anything a client
+    sends; a model failing on well-formed input is a 500 named model_error."""
+    started = time.perf_counter()
+    headers = dict(raw_headers)
+    request_id = make_request_id(headers.get(b"x-request-id"))
+    models: Models = server.models
+    route: Route | None = None
+    versions: list[int] = []
+    arms: list[str] = []
+    try:
+        snapshot = server.refresher.snapshot
+        if snapshot is None:
+            raise ApiError(
+                503,
+                "registry_unavailable",
+                f"the registry has not been read yet ({server.refresher.error})",
+            )
+        body = await read_body(headers, receive, server.config.max_body_bytes)
+        payload = _payload(body)
+        pinned = payload.get("version")
+        route = models.routes.get(name)
+        if route is None:
+            try:
+                check_name("model", name)
+            except DefinitionError as exc:
+                raise ApiError(404, "model_not_found", str(exc)[:300]) from None
+        if pinned is None and (route is None or route.production is None):
+            raise ApiError(
+                404,
+                "model_not_found",
+                f"model {name!r} has no production version (as of the server's last registry "
+                f"read). Promote one: featurehub models promote {name} VERSION --stage "
+                'production, or name a version: {"version": N}',
+            )
+        first: int = pinned if pinned is not None else route.production  # type: ignore[union-attr,assignment]
+        model = await _loaded(models, name, first)
+        resolved = snapshot.services.get(model.version.feature_service)
+        if resolved is None:
+            raise ApiError(
+                503,
+                "feature_service_unavailable",
+                f"model {name} version {first} reads feature service "
+                f"{model.version.feature_service!r}, which the registry no longer holds; "
+                "apply it again or promote a version of a current service",
+            )
+        rows = entity_rows(payload["entities"], resolved, server.config.max_entities)
+        response = server.online_lookup(resolved, rows)
+        if pinned is not None:
+            versions, arms = [pinned] * len(rows), [PINNED] * len(rows)
+            shadow = None
+        else:
+            assert route is not None
+            versions, arms = assign(name, route, [list(row.values()) for row in rows])
+            shadow = shadow_version(route)
+        for version in set(versions) | ({shadow} if shadow else set()):
+            await _loaded(models, name, version)
+        table = response.to_arrow()
+        needed = set(versions) | ({shadow} if shadow else set())
+        if all(models.predict_seconds.get((name, v), 1.0) < INLINE_SECONDS for v in needed):
+            result = _predict(models, name, table, versions, shadow)
+        else:
+            result = await run_in_threadpool(_predict, models, name, table, versions, shadow)
+    except ApiError as refused:
+        return _refused(server, name, route, versions, arms, refused, request_id, started)
+    except Disconnected:
+        return 400, b"", None
+    except ModelPredictError as exc:
+        failed = ApiError(500, "model_error", str(exc))
+        return _refused(server, name, route, versions, arms, failed, request_id, started)
+    except FeaturehubError as exc:
+        mapped = api_error(exc)
+        if isinstance(exc, ModelError) and not isinstance(exc, NotFoundError):
+            mapped = ApiError(500, "model_unavailable", str(exc))  # the artifact, not the client
+        return _refused(server, name, route, versions, arms, mapped, request_id, started)
+    except Exception:
+        log.exception("POST /v1/models/%s/predict failed (request_id %s)", name, request_id)
+        internal = ApiError(500, "internal", "internal error; the server log has details")
+        return _refused(server, name, route, versions, arms, internal, request_id, started)
+
+    answer: dict[str, Any] = {
+        "model": name,
+        "version": versions[0] if len(set(versions)) == 1 else None,
+        "arm": arms[0] if len(set(arms)) == 1 else "mixed",
+        "request_id": request_id,
+        "predictions": result.values,
+        "versions": versions,
+        "arms": arms,
+    }
+    if payload.get("include_features"):
+        answer["features"] = response.values
+    body = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+    seconds = time.perf_counter() - started
+    _observe(server, name, route, versions, arms, 200, seconds, result)
+    _log(server, name, request_id, resolved.service, response, versions, arms, result, shadow)
+    return 200, body, request_id
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise ApiError(422, "bad_request", "the body must be a JSON object")
+    if not _FIELDS.issuperset(payload):
+        unknown = sorted(set(payload) - _FIELDS)
+        raise ApiError(
+            422,
+            "bad_request",
+            f"unknown field(s) {unknown}; allowed: entities, version, include_features",
+        )
+    version = payload.get("version")
+    if version is not None and (type(version) is not int or not 1 <= version <= MAX_VERSION):
+        raise ApiError(422, "bad_request", "version must be a positive integer, e.g. 3")
+    if not isinstance(payload.get("include_features", False), bool):
+        raise ApiError(422, "bad_request", "include_features must be true or false")
+    if "entities" not in payload:
+        raise ApiError(
+            422,
+            "invalid_entities",
+            'the body needs "entities": join key -> list of values, e.g. {"driver_id": [1001]}',
+        )
+    return payload
+
+
+async def _loaded(models: Models, name: str, version: int) -> LoadedModel:
+    """Loaded already: no thread hop; else loaded in a worker thread (it reads the file)."""
+    model = models.cached(name, version)
+    if model is not None:
+        return model
+    return await run_in_threadpool(models.loaded, name, version)
+
+
+def _predict(
+    models: Models, name: str, table: pa.Table, versions: list[int], shadow: int | None
+) -> Prediction:
+    """In a worker thread: each version predicts its rows (and the shadow every row)."""
+    result = Prediction([None] * len(versions))
+    distinct = set(versions)
+    for version in distinct:
+        model = models.loaded(name, version)
+        if len(distinct) == 1:
+            indices = None
+            rows = table
+        else:
+            indices = [i for i, v in enumerate(versions) if v == version]
+            rows = table.take(pa.array(indices))
+        began = time.perf_counter()
+        predicted = model.predict_table(rows)
+        models.predict_seconds[(name, version)] = time.perf_counter() - began
+        result.arrays[version] = predicted
+        values = predicted.tolist()
+        if indices is None:
+            result.values = values
+        else:
+            for index, value in zip(indices, values, strict=True):
+                result.values[index] = value
+    if shadow is not None:
+        try:
+            began = time.perf_counter()
+            shadowed = models.loaded(name, shadow).predict_table(table)
+            models.predict_seconds[(name, shadow)] = time.perf_counter() - began
+            result.shadow = shadowed.tolist()
+            result.arrays[-shadow] = shadowed
+        except Exception as exc:  # the shadow never fails the request: counted and logged
+            result.shadow_error = f"{type(exc).__name__}: {exc}"
+            log.warning("shadow version %s of %s failed: %s", shadow, name, result.shadow_error)
+    return result
+
+
+def _observe(
+    server: Server,
+    name: str,
+    route: Route | None,
+    versions: list[int],
+    arms: list[str],
+    code: int,
+    seconds: float,
+    result: Prediction | None,
+) -> None:
+    metrics = server.metrics
+    for version, arm in dict.fromkeys(zip(versions, arms, strict=True)):
+        metrics.observe_model(name, version, arm, code, seconds)
+        if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
+            server.models.watch.observe(name, route, code == 500, seconds)
+        if result is not None and (values := result.arrays.get(version)) is not None:
+            _histogram(server, name, version, arm, values)
+    if result is not None and route is not None and (shadow := shadow_version(route)):
+        code = 500 if result.shadow_error else 200
+        metrics.model_requests.labels(name, str(shadow), SHADOW_ARM, str(code)).inc()
+        if (values := result.arrays.get(-shadow)) is not None:
+            _histogram(server, name, shadow, SHADOW_ARM, values)
+
+
+def _histogram(server: Server, name: str, version: int, arm: str, values: np.ndarray) -> None:
+    if values.dtype.kind in "iufb" and len(values):
+        numbers = values.astype(np.float64)
+        server.metrics.predictions.labels(name, str(version), arm).observe_many(
+            numbers[np.isfinite(numbers)]
+        )
+
+
+def _refused(
+    server: Server,
+    name: str,
+    route: Route | None,
+    versions: list[int],
+    arms: list[str],
+    error: ApiError,
+    request_id: str,
+    started: float,
+) -> Answer:
+    seconds = time.perf_counter() - started
+    server.metrics.error(error.kind)
+    # What a client sends never becomes a label: the name only once it is a served model's.
+    label = name if name in server.models.routes or versions else "unknown"
+    server.metrics.observe("/v1/models/predict", label, error.status, seconds)
+    if versions:  # routed: the arms that were to answer count the failure
+        _observe(server, name, route, versions, arms, error.status, seconds, None)
+    return error.status, error_body(error, request_id), request_id
+
+
+def _log(
+    server: Server,
+    name: str,
+    request_id: str,
+    service: str | None,
+    response: OnlineResponse,
+    versions: list[int],
+    arms: list[str],
+    result: Prediction,
+    shadow: int | None,
+) -> None:
+    rate = server.sample_rates.get(service or "", server.default_rate)
+    if not (rate >= 1.0 or (rate > 0.0 and np.random.random() < rate)):
+        return
+    stamps = response_body.event_timestamps(response)
+    body = answer_body(request_id, service, response, stamps)
+    now = time.time()
+    rows = len(versions)
+    server.log.log(
+        ServedAnswer(
+            request_id,
+            now,
+            service,
+            rows,
+            body,
+            model=ModelServed(name, versions, arms, result.values),
+        )
+    )
+    if shadow is not None and result.shadow is not None:
+        server.log.log(
+            ServedAnswer(
+                request_id,
+                now,
+                service,
+                rows,
+                body,
+                model=ModelServed(name, [shadow] * rows, [SHADOW_ARM] * rows, result.shadow),
+            )
+        )
