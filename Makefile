@@ -35,6 +35,8 @@ demo: install
 	# nightly-style batch scoring with the same point-in-time join
 	$(BIN)/python $(REPO)/train_model.py $(DEMO_DATASET)
 	$(BIN)/featurehub -r $(REPO) models describe trip_completion@production
+	# the promoted model behind the feature server, briefly: predictions and its metrics
+	$(BIN)/python $(REPO)/serve_model.py
 	$(BIN)/featurehub -r $(REPO) models score trip_completion \
 		--entities $(REPO)/data/trips.parquet --out $(REPO)/data/scores.parquet
 	$(BIN)/python $(REPO)/compare_online_offline.py
