@@ -149,5 +149,6 @@ def main() -> None:
         print(f"\n{url}/metrics for {args.name}:")
         print(model_metrics(url, args.name).to_string(index=False))
 
+
 if __name__ == "__main__":
     main()

@@ -92,3 +92,46 @@ def test_skew_notebook_finds_each_injected_skew() -> None:
     reports = [table for table in tables if table.startswith("<iframe")]
     assert len(reports) == 1, "the notebook shows the HTML report inline once"
     assert "plotly" in reports[0] and "driver_stats:conv_rate" in reports[0]
+
+
+LIFECYCLE_NOTEBOOK = NOTEBOOK.parent / "model_lifecycle.ipynb"
+
+
+def test_model_lifecycle_notebook_serves_a_canary_and_rolls_back() -> None:
+    """notebooks/model_lifecycle.ipynb (issue 11): train, gate, promote, serve over HTTP with
+    a real `featurehub serve`, a 20 % canary seen in /metrics, promote and roll back, then the
+    skew check against the production version's training set. Its own temporary repo copy."""
+    notebook = nbformat.read(LIFECYCLE_NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(LIFECYCLE_NOTEBOOK.parent)}},
+    )
+    client.execute()
+    printed = "".join(
+        output.get("text", "") or output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    assert "gate passed for version 1" in printed
+    assert "trip_completion@production -> version 1" in printed
+    assert "version 1, arm production" in printed
+    share = re.search(r"canary share of rows: (\d+\.\d)%", printed)
+    assert share and 10 < float(share.group(1)) < 30, printed  # 20 % of the keys' buckets
+    assert "after the promotion: version(s) [2] answer" in printed
+    assert "after the rollback: version(s) [1] answer" in printed
+    assert "production is version 1, trained on trip_training" in printed
+    replay = re.search(r"^replay: ([\d,]+) values replayed, 0 mismatches$", printed, re.M)
+    assert replay and int(replay.group(1).replace(",", "")) > 0, printed
+    assert "distribution lifetime_trips (fail)" in printed  # as the prose says
+    tables = [
+        output["data"]["text/html"]
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "text/html" in output.get("data", {})
+    ]
+    metrics_table = next(table for table in tables if "mean_prediction" in table)
+    assert "canary" in metrics_table and "production" in metrics_table
