@@ -8,7 +8,7 @@ DEMO_DATASET := trip_training_$(shell date -u +%Y%m%d_%H%M%S)
 DEMO_STARTED := $(shell date -u +%Y-%m-%dT%H:%M:%S)
 ROWS ?= 20000
 
-.PHONY: install demo test lint format bench feast-venv airflow-venv clean
+.PHONY: install demo test lint format bench feast-venv airflow-venv clean stack stack-stop
 
 install: $(STAMP)
 
@@ -54,6 +54,16 @@ demo: install
 test: install airflow-venv
 	bash scripts/ensure-services.sh
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The deployable stack on this machine without Docker (docs/orchestration.md): redis-server,
+# PostgreSQL, the feature server and a scheduler over the example repo, in the foreground
+# (Ctrl-C stops it). STACK_SPARK=1 adds a Spark master and worker. `make stack-stop` stops
+# it from another terminal; pid files and logs are in .stack/.
+stack: install
+	STACK_PYTHON=$(BIN)/python bash scripts/stack.sh start
+
+stack-stop:
+	STACK_PYTHON=$(BIN)/python bash scripts/stack.sh stop
 
 # A real Airflow for tests/integrations/test_airflow.py, in its own venv (featurehub does not
 # depend on Airflow); built once, kept while the pinned version is the same.

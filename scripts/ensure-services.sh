@@ -23,28 +23,8 @@ if [ -z "${JAVA_HOME:-}" ] && ! command -v java >/dev/null 2>&1; then
 fi
 echo "ensure-services: Java ready ($(java -version 2>&1 | head -n 1))"
 
-PG_URL="${FEATUREHUB_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
-
-pg_ready() { pg_isready -q -d "$PG_URL" 2>/dev/null; }
-
-if ! command -v pg_isready >/dev/null 2>&1; then
-  apt_install postgresql
-fi
-if command -v pg_isready >/dev/null 2>&1 && ! pg_ready; then
-  if command -v pg_ctlcluster >/dev/null 2>&1; then
-    for version in $(ls /etc/postgresql 2>/dev/null); do
-      pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
-    done
-    for _ in $(seq 1 20); do pg_ready && break; sleep 0.5; done
-  fi
-fi
-if ! command -v pg_isready >/dev/null 2>&1 || ! pg_ready; then
-  echo "ensure-services: PostgreSQL is not reachable at $PG_URL." >&2
-  echo "  Install and start it (Debian: apt-get install postgresql), or set" >&2
-  echo "  FEATUREHUB_TEST_POSTGRES_URL to a server the tests may create databases on." >&2
-  exit 1
-fi
-echo "ensure-services: PostgreSQL ready at $PG_URL"
+# PostgreSQL: found (or installed and started) by its own script, which `make stack` uses too.
+source "$(dirname "$0")/ensure-postgres.sh"
 
 CHROMIUM="${FEATUREHUB_TEST_CHROMIUM:-/usr/bin/chromium}"
 CHROMEDRIVER="${FEATUREHUB_TEST_CHROMEDRIVER:-/usr/bin/chromedriver}"
