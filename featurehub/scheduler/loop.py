@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from featurehub.monitoring.alert_events import view_stale
 from featurehub.registry.leases import LeaseHeld
 from featurehub.scheduler.jobs import JOB_SOURCES, Job, JobSource
 
@@ -75,6 +76,7 @@ class Scheduler:
         self.stopping = threading.Event()
         self.failing: dict[str, str] = {}  # job name -> its last error, until it succeeds
         self._resting_until: dict[str, datetime] = {}  # a failing job waits for its next tick
+        self._stale: set[str] = set()  # views whose stale episode was alerted
 
     def stop(self) -> None:
         """Finish the running job, start no other (a SIGTERM handler calls this)."""
@@ -96,8 +98,39 @@ class Scheduler:
             except Exception as exc:  # the registry unreachable, say: the next pass retries
                 log.error("%s could not be scheduled: %s: %s", job.name, type(exc).__name__, exc)
                 outcomes.append(JobOutcome(job.name, "failed", f"{type(exc).__name__}: {exc}"))
+        self._alert_stale(moment)
         self._touch_health()
         return outcomes
+
+    def _alert_stale(self, now: datetime) -> None:
+        """`view_stale` once when a view becomes stale (past its freshness bound), again only
+        after it was fresh in between: an alert per episode, not per pass. Every scheduler
+        raises it (it holds no lease): receivers drop duplicates by the view and time."""
+        try:
+            freshness = self.store.freshness(now)
+        except Exception as exc:  # the registry unreachable: the next pass tries again
+            log.warning("freshness could not be read: %s: %s", type(exc).__name__, exc)
+            return
+        for view, figures in freshness.items():
+            if not figures.stale:
+                self._stale.discard(view)
+                continue
+            staleness = figures.staleness_seconds
+            if view in self._stale or staleness is None:  # never materialized: `status` says so
+                continue
+            self._stale.add(view)
+            assert figures.freshness_seconds is not None
+            self.store.alerts.emit(
+                view_stale(
+                    self.store.project,
+                    view,
+                    timedelta(seconds=staleness),
+                    timedelta(seconds=figures.freshness_seconds),
+                    newest_event_time=figures.newest_event,
+                    last_success=figures.last_success_at,
+                    at=now,
+                )
+            )
 
     def run_forever(self) -> None:
         """Pass after pass until stopped: sleeps until the next tick, `poll_seconds` at most."""

@@ -71,3 +71,32 @@ def test_a_view_that_keeps_failing_alerts_materialization_failed(tmp_path: Path)
     assert event["kind"] == "materialization_failed" and event["subject"] == "driver_stats"
     assert event["details"]["attempts"] == 2
     assert "drivers.parquet" in event["details"]["error"]
+
+
+def test_a_view_past_its_freshness_alerts_view_stale_once_per_episode(tmp_path: Path) -> None:
+    config = materialize(tmp_path / "repo")  # driver rows up to NOW - 3 h or so
+    repo = config.repo_path
+    (repo / "defs.py").write_text(
+        DEFS.replace(
+            "ttl=timedelta(days=2),",
+            'ttl=timedelta(days=2), schedule="@daily", freshness=timedelta(hours=1),',
+        )
+    )
+    with Listener() as hook:
+        with_alerts(repo, hook.url, "view_stale")
+        with FeatureStore(repo) as store:
+            store.apply()
+            newest = store.freshness()["driver_stats"].newest_event
+            assert newest is not None
+            scheduler = Scheduler(store, job_sources=())  # no job: only the freshness pass
+            fresh = newest + timedelta(minutes=30)
+            scheduler.run_once(fresh)  # within the bound: nothing
+            stale = newest + timedelta(hours=2)
+            scheduler.run_once(stale)
+            scheduler.run_once(stale + timedelta(minutes=5))  # the same episode: no second
+            scheduler.run_once(fresh)  # fresh again ...
+            scheduler.run_once(stale)  # ... then stale: a new episode
+        events = hook.wait_for(2)
+    assert [(e["kind"], e["subject"]) for e in events] == [("view_stale", "driver_stats")] * 2
+    assert events[0]["details"]["freshness_seconds"] == 3600
+    assert events[0]["details"]["staleness_seconds"] == 7200
