@@ -101,7 +101,7 @@ def run_monitor(store: FeatureStore, feature_service: str, at: datetime) -> Moni
         end=tick,
         sample=monitor.sample,
     )
-    check_id = recorded_id(store, report)
+    check_id = report.check_id
     events: tuple[AlertEvent, ...] = ()
     if not report.passed:
         events = (
@@ -112,12 +112,3 @@ def run_monitor(store: FeatureStore, feature_service: str, at: datetime) -> Moni
     for event in events:
         alerts.emit(event)
     return MonitorRun(feature_service, tick, report, check_id, events)
-
-
-def recorded_id(store: FeatureStore, report: SkewReport) -> int | None:
-    """The id of the check `report` recorded: the newest of its service with its window
-    (another process may have recorded a check of another window since)."""
-    for check in store.skew_checks.history(report.feature_service, limit=10):
-        if (check.window_start, check.window_end) == (report.start, report.end):
-            return check.id
-    return None

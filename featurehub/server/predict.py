@@ -42,6 +42,7 @@ from featurehub.server.request import (
     ApiError,
     Disconnected,
     api_error,
+    check_fields,
     entity_rows,
     error_body,
     make_request_id,
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("featurehub.server")
 
-_FIELDS = frozenset({"entities", "version", "include_features"})
 # A version whose last predict took less than this runs on the event loop: a worker-thread
 # hop costs 0.1-0.3 ms, more than such a model takes. Slower ones (and a version's first
 # predict, not measured yet) run in a worker thread, leaving the loop to /v1/features.
@@ -283,15 +283,7 @@ def _payload(body: bytes) -> dict[str, Any]:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise ApiError(422, "bad_request", "the body must be a JSON object")
-    if not _FIELDS.issuperset(payload):
-        unknown = sorted(set(payload) - _FIELDS)
-        raise ApiError(
-            422,
-            "bad_request",
-            f"unknown field(s) {unknown}; allowed: entities, version, include_features",
-        )
+    check_fields(payload, ("entities", "version", "include_features"))
     version = payload.get("version")
     if version is not None and (type(version) is not int or not 1 <= version <= MAX_VERSION):
         raise ApiError(422, "bad_request", "version must be a positive integer, e.g. 3")

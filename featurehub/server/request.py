@@ -49,23 +49,22 @@ def api_error(exc: FeaturehubError) -> ApiError:
     return ApiError(422, "invalid_request", str(exc))
 
 
-_FIELDS = frozenset({"features", "feature_service", "entities", "full_feature_names"})
+def check_fields(payload: Any, allowed: tuple[str, ...]) -> None:
+    """A body must be a JSON object of only the `allowed` fields (a 422 that lists them)."""
+    if not isinstance(payload, dict):
+        raise ApiError(422, "bad_request", "the body must be a JSON object")
+    unknown = sorted(set(payload) - set(allowed))
+    if unknown:
+        raise ApiError(
+            422, "bad_request", f"unknown field(s) {unknown}; allowed: {', '.join(allowed)}"
+        )
 
 
 def parse_request(
     payload: Any, snapshot: Snapshot, max_entities: int
 ) -> tuple[Resolved, list[dict[str, Any]], bool]:
     """The resolved features, entity rows and full_feature_names of a request body."""
-    if not isinstance(payload, dict):
-        raise ApiError(422, "bad_request", "the body must be a JSON object")
-    if not _FIELDS.issuperset(payload):
-        unknown = sorted(set(payload) - _FIELDS)
-        raise ApiError(
-            422,
-            "bad_request",
-            f"unknown field(s) {unknown}; allowed: features, feature_service, entities, "
-            "full_feature_names",
-        )
+    check_fields(payload, ("features", "feature_service", "entities", "full_feature_names"))
     full = payload.get("full_feature_names", False)
     if not isinstance(full, bool):
         raise ApiError(422, "bad_request", "full_feature_names must be true or false")

@@ -7,7 +7,7 @@ one window, in one report: the replay of its logged rows through the offline joi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,8 @@ class SkewReport:
     distribution: DistributionResult | None  # None without a training dataset to compare
     # dataset column -> the view:feature it holds (the distribution's features are columns)
     columns: dict[str, str] = field(default_factory=dict)
+    # The id of this check's record in the registry (`store.skew_checks`), once recorded.
+    check_id: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -149,7 +151,7 @@ def check_skew(
             per_feature=column_thresholds(store, columns, monitoring),
         )
     report = SkewReport(feature_service, start, end, replayed, distribution, columns)
-    store.skew_checks.record(
+    recorded = store.skew_checks.record(
         feature_service=feature_service,
         window_start=start,
         window_end=end,
@@ -160,7 +162,7 @@ def check_skew(
         failed_features=report.failed_features(),
         result=report.to_dict(),
     )
-    return report
+    return replace(report, check_id=recorded.id)
 
 
 def dataset_columns(dataset: Dataset) -> dict[str, str]:
