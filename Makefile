@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "featurehub needs Python 3.10+; set PYTHON=python3.x")'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,spark,postgres]'
+	$(BIN)/python -m pip install --quiet -e '.[test,spark,postgres,mlflow]'
 	touch $(STAMP)
 
 demo: install

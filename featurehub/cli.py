@@ -1034,7 +1034,9 @@ def models_register(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The model's name (letters, digits, underscores)."),
     artifact: str = typer.Argument(
-        ..., help="A .skops or .onnx file, or package.module:Class of the repo (pyfunc)."
+        ...,
+        help="A .skops or .onnx file, package.module:Class of the repo (pyfunc), or with "
+        "--flavor mlflow an MLflow model: models:/NAME/VERSION, runs:/RUN_ID/PATH or its folder.",
     ),
     feature_service: str = typer.Option(..., "--feature-service", help="Its feature service."),
     training_dataset: str = typer.Option(
@@ -1042,7 +1044,12 @@ def models_register(
     ),
     metric: list[str] = typer.Option([], "--metric", help="KEY=NUMBER (repeat)."),
     param: list[str] = typer.Option([], "--param", help="KEY=VALUE (repeat)."),
-    flavor: str | None = typer.Option(None, "--flavor", help="sklearn, onnx or pyfunc."),
+    flavor: str | None = typer.Option(
+        None,
+        "--flavor",
+        help="sklearn, onnx, pyfunc, or mlflow (never inferred: it runs the model's own code, "
+        "so only for a model whose source you trust; pip install 'featurehub[mlflow]').",
+    ),
     description: str = typer.Option("", "--description", help="What this version is."),
 ) -> None:
     """Register a new, immutable version of a model."""

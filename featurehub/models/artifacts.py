@@ -1,6 +1,7 @@
 """Model artifacts, content-addressed under `models.artifact_root`.
 
     <artifact_root>/sha256/<first two hex digits>/<sha256>.<flavor suffix>
+    <artifact_root>/unpacked/<sha256>/      an archive flavor's files, to load from (a cache)
 
 A file is written to a temporary name in its folder, flushed and renamed into place, so no
 reader ever sees half of one; the same bytes registered twice are stored once. Every read
@@ -32,6 +33,8 @@ class ArtifactStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # Where an archive (an MLflow model) is unpacked to load from; safe to delete.
+        self.unpacked = self.root / "unpacked"
 
     def put(self, data: bytes, suffix: str) -> tuple[str, str]:
         """Store `data`; returns (its sha256, its path relative to the root)."""

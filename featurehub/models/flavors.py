@@ -4,7 +4,8 @@ No arbitrary pickle ever runs. `sklearn` goes through skops, which refuses types
 trust (those named in `models.trusted_types` aside); `onnx` through onnxruntime, which runs
 a graph, not code; `pyfunc` is a class of the feature repo named by import path
 (`package.module:Class`), whose artifact records the source file's sha256, so code changed
-after registration is refused like a changed artifact.
+after registration is refused like a changed artifact. `mlflow` (optional, never inferred:
+it runs the MLflow model's own code) is in `featurehub.models.mlflow_flavor`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import pyarrow.compute as pc
 from featurehub.models.artifacts import ArtifactError, sha256_of
 from featurehub.registry.models import ModelError
 
-FLAVORS = ("sklearn", "onnx", "pyfunc")
-SUFFIXES = {"sklearn": "skops", "onnx": "onnx", "pyfunc": "json"}
+FLAVORS = ("sklearn", "onnx", "pyfunc", "mlflow")
+SUFFIXES = {"sklearn": "skops", "onnx": "onnx", "pyfunc": "json", "mlflow": "tar.gz"}
 _IMPORT_PATH = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
@@ -46,6 +47,14 @@ def infer_flavor(model: Any) -> str:
         text = str(model)
         if _IMPORT_PATH.match(text) and not Path(text).exists():
             return "pyfunc"
+        from featurehub.models.mlflow_flavor import looks_like_mlflow
+
+        if looks_like_mlflow(text):
+            raise ModelError(
+                f"{text!r} is an MLflow model; register it with flavor mlflow (--flavor "
+                "mlflow). Loading it runs the model's own code (MLflow's sklearn flavor is a "
+                "pickle), so register only a model whose source you trust"
+            )
         suffix = Path(text).suffix.lower()
         if suffix == ".skops":
             return "sklearn"
@@ -86,6 +95,10 @@ def artifact_bytes(
         raise ModelError(f"unknown flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
     if flavor == "pyfunc":
         return _pyfunc_artifact(model, repo_path)
+    if flavor == "mlflow":
+        from featurehub.models.mlflow_flavor import mlflow_archive
+
+        return mlflow_archive(model)
     if isinstance(model, (str, Path)):
         path = Path(model).expanduser()
         if path.suffix.lower() in _PICKLES:
@@ -110,15 +123,25 @@ def artifact_bytes(
 
 
 def load_predictor(
-    data: bytes, flavor: str, repo_path: Path, trusted_types: Sequence[str], what: str
+    data: bytes,
+    flavor: str,
+    repo_path: Path,
+    trusted_types: Sequence[str],
+    what: str,
+    unpack_root: Path,
 ) -> Predictor:
-    """A predictor from artifact bytes already checked against their sha256."""
+    """A predictor from artifact bytes already checked against their sha256 (an archive
+    flavor unpacks under `unpack_root`)."""
     if flavor == "sklearn":
         return _SklearnPredictor(_load_skops(data, trusted_types, what))
     if flavor == "onnx":
         return _OnnxPredictor(data, what)
     if flavor == "pyfunc":
         return _load_pyfunc(data, repo_path, what)
+    if flavor == "mlflow":
+        from featurehub.models.mlflow_flavor import load_mlflow
+
+        return load_mlflow(data, sha256_of(data), unpack_root, what)
     raise ModelError(f"{what}: unknown flavor {flavor!r}")
 
 

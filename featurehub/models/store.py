@@ -40,6 +40,7 @@ from featurehub.models.gates import (
     view_checks,
 )
 from featurehub.models.loaded import LoadedModel
+from featurehub.models.mlflow_flavor import SOURCE_PARAMS, MlflowPredictor, source_of
 from featurehub.models.references import ModelRef, check_model_name, parse_reference
 from featurehub.models.scoring import ScoreResult, score
 from featurehub.models.signature import service_inputs
@@ -147,7 +148,11 @@ class Models:
         chosen = flavor or infer_flavor(model)
         trusted = self._config.trusted_types
         data = artifact_bytes(model, chosen, self._store.repo_path, trusted)
-        predictor = load_predictor(data, chosen, self._store.repo_path, trusted, f"model {name}")
+        predictor = load_predictor(
+            data, chosen, self._store.repo_path, trusted, f"model {name}", self.artifacts.unpacked
+        )
+        if isinstance(predictor, MlflowPredictor):
+            checked_params = _with_mlflow_source(checked_params, model, predictor.run_id)
         record = ModelVersion(
             name=name,
             version=0,  # the catalog numbers it
@@ -233,7 +238,12 @@ class Models:
         what = f"model {version.name} version {version.version}"
         data = self.artifacts.read(version.artifact_path, version.artifact_sha256, what)
         predictor = load_predictor(
-            data, version.flavor, self._store.repo_path, self._config.trusted_types, what
+            data,
+            version.flavor,
+            self._store.repo_path,
+            self._config.trusted_types,
+            what,
+            self.artifacts.unpacked,
         )
         return LoadedModel(version, predictor)
 
@@ -491,9 +501,33 @@ def _check_dataset(dataset: Dataset, service: str, features: list[str]) -> None:
         )
 
 
+def _with_mlflow_source(params: dict[str, str], source: Any, run_id: str | None) -> dict[str, str]:
+    """The params with where an MLflow model came from (the stored archive is what loads)."""
+    taken = sorted(set(params) & set(SOURCE_PARAMS))
+    if taken:
+        raise ModelError(
+            f"param {taken[0]!r} is recorded by featurehub for an mlflow version; name yours "
+            "otherwise"
+        )
+    recorded = {**params, "mlflow_source": source_of(source)}
+    if run_id:
+        recorded["mlflow_run_id"] = run_id
+    return recorded
+
+
 def _check_feature_names(predictor: Any, signature: Signature, name: str) -> None:
-    """A scikit-learn model that knows its feature names, or an ONNX graph that knows its
-    width, must match the service exactly: a clearer message than a failed predict."""
+    """A scikit-learn model that knows its feature names, an ONNX graph that knows its
+    width, or an MLflow model with a signature, must match the service exactly: a clearer
+    message than a failed predict."""
+    if isinstance(predictor, MlflowPredictor):
+        problems = predictor.input_differences(signature.inputs)
+        if problems:
+            raise ModelError(
+                f"model {name}'s MLflow signature does not match its feature service: "
+                f"{'; '.join(problems)}. Log the model with a signature of the service's "
+                "features (mlflow.models.infer_signature on its saved dataset)"
+            )
+        return
     trained = getattr(getattr(predictor, "model", None), "feature_names_in_", None)
     expected = signature.feature_names
     if trained is not None and list(trained) != expected:
