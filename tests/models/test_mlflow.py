@@ -7,9 +7,12 @@ extra."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mlflow.models import infer_signature
 from mlflow.types import ColSpec, Schema
 from typer.testing import CliRunner
@@ -31,7 +36,7 @@ from typer.testing import CliRunner
 from featurehub import FeatureStore
 from featurehub.cli import app
 from featurehub.models import ArtifactError, ModelError, ModelNotFoundError
-from featurehub.models.mlflow_flavor import pack
+from featurehub.models.mlflow_flavor import pack, unpack
 from featurehub.server import create_app
 from tests.models.conftest import FEATURES, build_model_repo, train
 from tests.repos import BASE
@@ -301,3 +306,50 @@ def test_without_mlflow_the_message_names_the_extra(store: FeatureStore, logged:
     assert "error: model 'runs:/" in output and "pip install 'featurehub[mlflow]'" in output
     assert "absent" not in {v.name for v in store.models.list()}
     store.models.load(f"needs_mlflow:{version}")  # with MLflow, the same version loads
+
+
+# -- the archive, against an oracle: the files themselves ------------------------------------
+
+# Relative file names up to two folders deep (a folder name never is a file name).
+NAMES = st.builds(
+    lambda folders, leaf: "/".join([*folders, leaf]),
+    st.lists(st.sampled_from(["a", "b", "sub"]), max_size=2),
+    st.sampled_from(["x.f", "y.f", "MLmodel"]),
+)
+TREES = st.dictionaries(NAMES, st.binary(max_size=64), min_size=1, max_size=6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(files=TREES, order=st.randoms(use_true_random=False), mtimes=st.lists(st.integers(1, 2**31)))
+def test_the_archive_depends_only_on_names_and_contents(
+    files: dict[str, bytes], order: random.Random, mtimes: list[int]
+) -> None:
+    """Written in another order with other mtimes, a tree packs to the same bytes; unpacked,
+    it is the same files; a changed unpacked file is put back."""
+    with tempfile.TemporaryDirectory() as scratch:
+        first, second, root = Path(scratch, "first"), Path(scratch, "second"), Path(scratch, "u")
+        for folder, names in (
+            (first, sorted(files)),
+            (second, order.sample(sorted(files), len(files))),
+        ):
+            for index, name in enumerate(names):
+                path = folder / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(files[name])
+                stamp = mtimes[index % len(mtimes)] if mtimes else 1
+                os.utime(path, (stamp, stamp))
+        data = pack(first)
+        assert pack(second) == data
+        sha256 = hashlib.sha256(data).hexdigest()
+        unpacked = unpack(data, sha256, root)
+        on_disk = {
+            p.relative_to(unpacked).as_posix(): p.read_bytes()
+            for p in unpacked.rglob("*")
+            if p.is_file()
+        }
+        assert on_disk == files
+        name = sorted(files)[0]
+        (unpacked / name).write_bytes(b"changed" + files[name])
+        assert unpack(data, sha256, root) == unpacked
+        assert (unpacked / name).read_bytes() == files[name]
+        assert [p.name for p in root.iterdir()] == [sha256]  # no temporary folder left
