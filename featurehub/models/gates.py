@@ -162,13 +162,13 @@ def skew_check(newest: SkewCheck | None, service: str) -> GateCheck | None:
     whose = "the service's rows"
     if newest.model is not None:
         whose = f"the rows of {newest.model} version {newest.model_version}"
-    when = f"{newest.checked_at:%Y-%m-%d %H:%M}, {whose}"
+    when = f"{newest.checked_at:%Y-%m-%d %H:%M}"
     if newest.passed:
-        return GateCheck("skew check", True, f"the newest ({when}) passed")
+        return GateCheck("skew check", True, f"the newest ({when}, of {whose}) passed")
     failed = "; ".join(f"{f.feature} ({f.check}): {f.figure}" for f in newest.failed_features)
     return GateCheck(
         "skew check",
         False,
-        f"the newest ({when}, check {newest.id}) failed: {failed}; see featurehub skew history "
-        f"{service}",
+        f"the newest ({when}, check {newest.id}, of {whose}) failed: {failed}; see "
+        f"featurehub skew history {service}",
     )
