@@ -813,8 +813,10 @@ skew_app = typer.Typer(
         "Skew checks of a feature service.\n\n"
         "featurehub skew SERVICE (--since 24h | --start T [--end T]) [--against DATASET]: "
         "check what it served (the same as `featurehub skew check SERVICE ...`).\n\n"
-        "featurehub skew history SERVICE [--limit N] [--json]: the checks recorded, newest "
-        "first."
+        "featurehub skew --model NAME@production (--since 24h | ...): check the rows one model "
+        "version answered, against its training set.\n\n"
+        "featurehub skew history SERVICE [--model REF] [--limit N] [--json]: the checks "
+        "recorded, newest first."
     ),
 )
 app.add_typer(skew_app, name="skew")
@@ -823,11 +825,20 @@ app.add_typer(skew_app, name="skew")
 @skew_app.command("check")
 def skew(
     ctx: typer.Context,
-    feature_service: str = typer.Argument(..., help="The feature service to check."),
+    feature_service: str | None = typer.Argument(
+        None, help="The feature service to check (with --model: the version's, by default)."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Check the rows this model version answered (NAME:V, NAME@production, "
+        "models:/NAME@alias), on its service, against its training set.",
+    ),
     against: str | None = typer.Option(
         None,
         "--against",
-        help="A saved training dataset to compare distributions with (datasets list).",
+        help="A saved training dataset to compare distributions with (datasets list; with "
+        "--model: the version's training set).",
     ),
     since: str | None = typer.Option(None, "--since", help="A window back from now: 24h, 7d."),
     start: str | None = typer.Option(None, "--start", help="Window start (ISO 8601, UTC)."),
@@ -842,8 +853,10 @@ def skew(
 ) -> None:
     """Check what a feature service served (its serving log): each logged row replayed
     through the offline join, and, with --against, its distributions against a training set.
-    The default command: `featurehub skew SERVICE ...` runs it. Every check is recorded
-    (featurehub skew history SERVICE).
+    The default command: `featurehub skew SERVICE ...` runs it. With --model, only the rows
+    that version answered (production, canary, A/B or pinned; not shadow) are checked, on its
+    feature service, against its training set; a SERVICE or --against other than the
+    version's is an error. Every check is recorded (featurehub skew history SERVICE).
 
     Exit 0 when every threshold holds (warnings pass), 1 when one is crossed, 2 when the
     check could not run (nothing is recorded then). docs/skew-checks.md has the figures and
@@ -856,6 +869,7 @@ def skew(
             report_path(html)  # before the check: a bad path fails at once
         report = FeatureStore(ctx.obj["repo"]).check_skew(
             feature_service,
+            model=model,
             against=against,
             start=_iso_time(start, "--start") if start else None,
             end=_iso_time(end, "--end") if end else None,
@@ -886,9 +900,12 @@ def skew(
 def _render_replay(report: SkewReport) -> None:
     replayed = report.replay
     sampled = f", a {replayed.sample:.0%} sample of keys" if replayed.sample else ""
+    whose = ""
+    if report.model is not None:
+        whose = f" answered by {report.model.name} version {report.model.version}"
     table = Table(
         title=(
-            f"{report.feature_service}: {replayed.rows:,} rows served "
+            f"{report.feature_service}: {replayed.rows:,} rows{whose} served "
             f"{report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M}{sampled}, "
             "replayed through the offline join"
         )
@@ -939,18 +956,42 @@ def _render_distribution(report: SkewReport) -> None:
 @skew_app.command("history")
 def skew_history(
     ctx: typer.Context,
-    feature_service: str = typer.Argument(..., help="The feature service."),
+    feature_service: str | None = typer.Argument(
+        None, help="The feature service (with --model: the version's, by default)."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Only the checks of this model version's rows (NAME:V, NAME@production).",
+    ),
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="Show at most N checks."),
     as_json: bool = typer.Option(False, "--json", help="Print the records (results too)."),
 ) -> None:
     """The skew checks recorded for a feature service, newest first: when, which window,
-    against which dataset, rows, the verdict, and the failed features with their figures.
+    against which dataset, whose rows (a model version's, or all), rows, the verdict, and
+    the failed features with their figures.
 
-    Exit 2 for a service that is neither registered nor ever checked.
+    Exit 2 for a service that is neither registered nor ever checked, or an unknown model.
     """
     store = _store(ctx)
     try:
-        checks = store.skew_checks.history(feature_service, limit)
+        version = None
+        if model is not None:
+            version = store.models.get(model)
+            if feature_service not in (None, version.feature_service):
+                raise OptionError(
+                    f"model {version.name} version {version.version} takes feature service "
+                    f"{version.feature_service!r}, not {feature_service!r}: drop the service"
+                )
+            feature_service = version.feature_service
+        elif feature_service is None:
+            raise OptionError("name the feature service, or a model version with --model")
+        checks = store.skew_checks.history(
+            feature_service,
+            limit,
+            model=None if version is None else version.name,
+            model_version=None if version is None else version.version,
+        )
     except FeaturehubError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(SKEW_COULD_NOT_RUN) from None
@@ -958,9 +999,13 @@ def skew_history(
         print(json.dumps([check.to_dict() for check in checks], indent=2))
         return
     if not checks:
+        whose, command = feature_service, feature_service
+        if model is not None:
+            whose = f"the rows of {model}"
+            command = f"--model {model}"
         console.print(
-            f"no skew check of {escape(feature_service)} recorded yet; run one: "
-            f"featurehub skew {escape(feature_service)} --since 24h",
+            f"no skew check of {escape(whose)} recorded yet; run one: "
+            f"featurehub skew {escape(command)} --since 24h",
             highlight=False,
         )
         return
@@ -972,6 +1017,7 @@ def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
     for column in ("checked at", "window"):
         table.add_column(column)
     table.add_column("dataset", overflow="fold")
+    table.add_column("rows of", overflow="fold")
     for column in ("rows", "passed"):
         table.add_column(column, no_wrap=True)
     table.add_column("failed features", overflow="fold", min_width=30)
@@ -983,6 +1029,7 @@ def _render_history(feature_service: str, checks: list[SkewCheck]) -> None:
             f"{check.checked_at:%Y-%m-%d %H:%M:%S}",
             f"{check.window_start:%Y-%m-%d %H:%M} .. {check.window_end:%Y-%m-%d %H:%M}",
             escape(check.dataset or ""),
+            "all" if check.model is None else escape(f"{check.model}:{check.model_version}"),
             f"{check.rows_served:,}" + (f" ({check.sample:.0%} sample)" if check.sample else ""),
             "[green]yes[/]" if check.passed else "[red]no[/]",
             failed,
@@ -1515,7 +1562,7 @@ def monitor_list(
                 escape(service.name),
                 escape(monitor.schedule),
                 str(monitor.window),
-                escape(monitor.against or ""),
+                escape(monitor.against or (f"model {monitor.model}" if monitor.model else "")),
                 f"{until:%Y-%m-%d %H:%M}" if until else "never",
                 f"{tick:%Y-%m-%d %H:%M}" if tick else "",
             )

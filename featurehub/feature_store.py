@@ -474,8 +474,9 @@ class FeatureStore:
 
     def check_skew(
         self,
-        feature_service: str,
+        feature_service: str | None = None,
         *,
+        model: str | None = None,
         against: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
@@ -487,14 +488,36 @@ class FeatureStore:
         distribution; thresholds from featurehub.yaml's `monitoring:` and each feature's
         `Field(skew=...)` (docs/skew-checks.md). The window: `since` back from now, or
         [start, end). `sample` keeps that share of entity keys (chosen by a hash of the key:
-        the same ones every time). The result is recorded in `skew_checks`."""
+        the same ones every time). `model` (`NAME:V`, `NAME@production`, `models:/...`)
+        checks the rows that version answered, on its service against its training set
+        (a service or `against` other than the version's is an error). The result is
+        recorded in `skew_checks`."""
         from featurehub.skew.check import check_skew, window
+        from featurehub.skew.distribution_check import SkewCheckError
+        from featurehub.skew.model_target import check_lineage, model_target
 
+        target = None
+        if model is not None:
+            target = model_target(self.models, model, feature_service, against)
+            feature_service, against = target.feature_service, target.training_dataset
+        elif feature_service is None:
+            raise SkewCheckError(
+                "name the feature service to check, or a model version: --model NAME@production"
+            )
         self.get_feature_service(feature_service)  # an unknown name fails here, with hints
         dataset = self.datasets.get(against) if against is not None else None
+        if target is not None and dataset is not None:
+            check_lineage(target, dataset)
         begin, finish = window(start, end, since)
         return check_skew(
-            self, feature_service, dataset, begin, finish, self.config.monitoring, sample
+            self,
+            feature_service,
+            dataset,
+            begin,
+            finish,
+            self.config.monitoring,
+            sample,
+            model=target,
         )
 
     @property

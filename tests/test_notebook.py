@@ -123,6 +123,13 @@ def test_model_lifecycle_notebook_serves_a_canary_and_rolls_back() -> None:
     assert "after the promotion: version(s) [2] answer" in printed
     assert "after the rollback: version(s) [1] answer" in printed
     assert "production is version 1, trained on trip_training" in printed
+    checked = re.search(
+        r"^checked trip_completion version 1: ([\d,]+) rows it answered \(the log: \1\), "
+        r"against trip_training$",
+        printed,
+        re.M,
+    )
+    assert checked and int(checked.group(1).replace(",", "")) > 0, printed  # its rows only
     replay = re.search(r"^replay: ([\d,]+) values replayed, 0 mismatches$", printed, re.M)
     assert replay and int(replay.group(1).replace(",", "")) > 0, printed
     assert "distribution lifetime_trips (fail)" in printed  # as the prose says

@@ -1,7 +1,8 @@
 """A feature service's monitor: when its skew check runs on a schedule, over which window,
-against which training dataset. Thresholds are not here: they stay per feature
-(`Field(skew=...)`) and in featurehub.yaml's `monitoring:`, so a scheduled check judges
-exactly as `featurehub skew` does."""
+against which training dataset, or for which model version (`model="NAME@production"`: the
+alias is resolved at each run, so the check follows promotions and rollbacks). Thresholds
+are not here: they stay per feature (`Field(skew=...)`) and in featurehub.yaml's
+`monitoring:`, so a scheduled check judges exactly as `featurehub skew` does."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from featurehub.errors import DefinitionError
 class Monitor:
     """Check the service's serving log every `schedule` tick over the `window` that ends at
     the tick; `against` names a saved training dataset to compare distributions with (None:
-    the replay only); `sample` replays that share of entity keys (None: all of them)."""
+    the replay only); `model` (a model reference, e.g. `NAME@production`) checks instead the
+    rows the version it names at that run answered, against its training set; `sample`
+    replays that share of entity keys (None: all of them)."""
 
     schedule: str
     window: timedelta
     against: str | None = None
     sample: float | None = None
+    model: str | None = None
 
     def checked(self, owner: str) -> Monitor:
         """This monitor, or a DefinitionError naming `owner` (the service) and the fix.
@@ -41,6 +45,8 @@ class Monitor:
             )
         if self.against is not None:
             check_name(f"{where}: training dataset", self.against)
+        if self.model is not None:
+            self._check_model(where)
         if self.sample is not None and (
             isinstance(self.sample, bool)
             or not isinstance(self.sample, (int, float))
@@ -52,13 +58,31 @@ class Monitor:
             )
         return self
 
+    def _check_model(self, where: str) -> None:
+        # Imported here: the models package reads definitions, not the other way round.
+        from featurehub.models.references import parse_reference
+        from featurehub.registry.models import ModelError
+
+        if self.against is not None:
+            raise DefinitionError(
+                f"{where}: give against= or model=, not both: a model's check compares with "
+                f"the training set it was registered with (drop against={self.against!r})"
+            )
+        try:
+            parse_reference(self.model)  # type: ignore[arg-type]
+        except ModelError as exc:
+            raise DefinitionError(f"{where}: model: {exc}") from None
+
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "schedule": self.schedule,
             "window_seconds": self.window.total_seconds(),
             "against": self.against,
             "sample": self.sample,
         }
+        if self.model is not None:  # only when set: older registries have no such key
+            spec["model"] = self.model
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Monitor:
@@ -67,4 +91,5 @@ class Monitor:
             window=timedelta(seconds=spec["window_seconds"]),
             against=spec.get("against"),
             sample=spec.get("sample"),
+            model=spec.get("model"),
         )

@@ -5,7 +5,9 @@ metric a minimum, a maximum, or a maximum drop against the current production ve
 what featurehub knows itself: the feature service still serves the signature the model was
 registered with; each of its views is materialized, its last run did not fail, its online
 data is whole, and its data reaches within the view's ttl of now (older values would be
-served as expired); and, when a skew check ran for the service, the newest one passed.
+served as expired); and, when a skew check judging the candidate ran, the newest one passed
+(`SkewCheckLog.latest_judging`: a check of every row the service served, or of the
+candidate's own rows, e.g. as a canary; not a check of another version's rows).
 Every check runs, so a refusal lists every problem at once, each with its figures.
 """
 
@@ -153,17 +155,20 @@ def view_checks(
 
 
 def skew_check(newest: SkewCheck | None, service: str) -> GateCheck | None:
-    """The gate's view of the service's newest skew check (`store.skew_checks.latest`), when
-    one ran."""
+    """The gate's view of the newest skew check judging the candidate
+    (`store.skew_checks.latest_judging`), when one ran."""
     if newest is None:
         return None
+    whose = "the service's rows"
+    if newest.model is not None:
+        whose = f"the rows of {newest.model} version {newest.model_version}"
     when = f"{newest.checked_at:%Y-%m-%d %H:%M}"
     if newest.passed:
-        return GateCheck("skew check", True, f"the newest ({when}) passed")
+        return GateCheck("skew check", True, f"the newest ({when}, of {whose}) passed")
     failed = "; ".join(f"{f.feature} ({f.check}): {f.figure}" for f in newest.failed_features)
     return GateCheck(
         "skew check",
         False,
-        f"the newest ({when}, check {newest.id}) failed: {failed}; see featurehub skew history "
-        f"{service}",
+        f"the newest ({when}, check {newest.id}, of {whose}) failed: {failed}; see "
+        f"featurehub skew history {service}",
     )

@@ -305,7 +305,8 @@ class Models:
         checks.append(service_check(candidate, catalog))
         checks += view_checks(candidate, catalog, statuses, self._runs.materialized_until(), _now())
         service = candidate.feature_service
-        skew = skew_check(self._store.skew_checks.latest(service), service)
+        newest = self._store.skew_checks.latest_judging(service, candidate.name, candidate.version)
+        skew = skew_check(newest, service)
         if skew is not None:
             checks.append(skew)
         return GateReport(checks), current

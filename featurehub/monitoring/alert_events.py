@@ -67,15 +67,18 @@ def skew_check_failed(
     service = report.feature_service
     replay = report.replay
     distribution = report.distribution
+    model = report.model
+    whose = service if model is None else f"{service} ({model.name} version {model.version})"
     return AlertEvent(
         kind=SKEW_CHECK_FAILED,
         project=project,
         subject=service,
         time=at or datetime.now(timezone.utc),
-        summary=f"skew check of {service} failed: {len(failed)} feature(s) crossed a "
+        summary=f"skew check of {whose} failed: {len(failed)} feature(s) crossed a "
         f"threshold: {names}",
         details={
             "feature_service": service,
+            "model": None if model is None else model.to_dict(),
             "window_start": report.start.isoformat(),
             "window_end": report.end.isoformat(),
             "dataset": dataset,

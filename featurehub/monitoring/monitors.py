@@ -94,8 +94,9 @@ def run_monitor(store: FeatureStore, feature_service: str, at: datetime) -> Moni
         )
     alerts = store.alerts  # a misconfigured destination fails before the check runs
     tick = latest_tick(monitor.schedule, at)
-    report = store.check_skew(
+    report = store.check_skew(  # a model's alias is resolved now, at each run
         feature_service,
+        model=monitor.model,
         against=monitor.against,
         start=tick - monitor.window,
         end=tick,
@@ -104,9 +105,10 @@ def run_monitor(store: FeatureStore, feature_service: str, at: datetime) -> Moni
     check_id = report.check_id
     events: tuple[AlertEvent, ...] = ()
     if not report.passed:
+        dataset = report.model.training_dataset if report.model else monitor.against
         events = (
             skew_check_failed(
-                store.project, report, check_id, dataset=monitor.against, sample=monitor.sample
+                store.project, report, check_id, dataset=dataset, sample=monitor.sample
             ),
         )
     for event in events:

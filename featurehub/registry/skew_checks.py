@@ -2,8 +2,9 @@
 
 A check is recorded once it has a verdict (a check that could not run records nothing), with
 what a scheduler, a chart or a model gate needs without re-running it: the service, the
-window, the dataset compared against, whether it passed, which features failed and why, and
-the whole result as its documented JSON (docs/skew-checks.md). Rows are never updated.
+window, the dataset compared against, the model version whose rows were checked (none: every
+row of the service), whether it passed, which features failed and why, and the whole result
+as its documented JSON (docs/skew-checks.md). Rows are never updated.
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ class FailedFeature:
 @dataclass(frozen=True)
 class SkewCheck:
     """One recorded skew check. `rows_served`: the logged rows replayed (the sample's rows
-    when sampled); `result`: `SkewReport.to_dict()`."""
+    when sampled); `result`: `SkewReport.to_dict()`; `model` and `model_version`: the model
+    version whose rows were checked (`featurehub skew --model`), None for the service's."""
 
     id: int
     feature_service: str
     window_start: datetime
     window_end: datetime
     dataset: str | None
-    model_version: str | None
+    model: str | None
+    model_version: int | None
     sample: float | None
     passed: bool
     rows_served: int
@@ -61,6 +64,7 @@ class SkewCheck:
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "dataset": self.dataset,
+            "model": self.model,
             "model_version": self.model_version,
             "sample": self.sample,
             "passed": self.passed,
@@ -90,17 +94,22 @@ class SkewCheckLog:
         rows_served: int,
         failed_features: tuple[FailedFeature, ...],
         result: dict[str, Any],
-        model_version: str | None = None,
+        model: str | None = None,
+        model_version: int | None = None,
         checked_at: datetime | None = None,
     ) -> SkewCheck:
-        """Record one check (one insert); `checked_at` defaults to now."""
+        """Record one check (one insert); `checked_at` defaults to now. `model` and
+        `model_version` go together: the check of that version's rows."""
+        if (model is None) != (model_version is None):
+            raise SkewHistoryError("a check of a model's rows names both its model and version")
         values = dict(
             project=self._project,
             feature_service=feature_service,
             window_start=as_utc(window_start),
             window_end=as_utc(window_end),
             dataset=dataset,
-            model_version=model_version,
+            model=model,
+            model_version=None if model_version is None else str(model_version),
             sample=sample,
             passed=passed,
             rows_served=rows_served,
@@ -113,19 +122,29 @@ class SkewCheckLog:
             key = conn.execute(insert).scalar_one()
         return _check_of({**values, "id": key})
 
-    def history(self, feature_service: str, limit: int = 20) -> list[SkewCheck]:
-        """The service's checks, newest first, at most `limit`. A service that is neither
-        registered nor ever checked is a NotFoundError naming the ones that are."""
+    def history(
+        self,
+        feature_service: str,
+        limit: int = 20,
+        *,
+        model: str | None = None,
+        model_version: int | None = None,
+    ) -> list[SkewCheck]:
+        """The service's checks, newest first, at most `limit`; with `model` (and
+        `model_version`), only the checks of that model's (version's) rows. A service that is
+        neither registered nor ever checked is a NotFoundError naming the ones that are."""
         if limit < 1:
             raise SkewHistoryError(f"limit must be 1 or more, not {limit}")
+        conditions = [
+            skew_checks.c.project == self._project,
+            skew_checks.c.feature_service == feature_service,
+        ]
+        if model is not None:
+            conditions.append(skew_checks.c.model == model)
+        if model_version is not None:
+            conditions.append(skew_checks.c.model_version == str(model_version))
         query = (
-            sa.select(skew_checks)
-            .where(
-                skew_checks.c.project == self._project,
-                skew_checks.c.feature_service == feature_service,
-            )
-            .order_by(skew_checks.c.id.desc())
-            .limit(limit)
+            sa.select(skew_checks).where(*conditions).order_by(skew_checks.c.id.desc()).limit(limit)
         )
         with self._engine.connect() as conn:
             found = [_check_of(row) for row in conn.execute(query).mappings()]
@@ -137,6 +156,32 @@ class SkewCheckLog:
         """The service's newest check, or None if it was never checked."""
         found = self.history(feature_service, limit=1)
         return found[0] if found else None
+
+    def latest_judging(self, feature_service: str, model: str, version: int) -> SkewCheck | None:
+        """The newest check that judges `model` `version` (what the model gate reads): one of
+        that version's own rows, or one of every row of the service (no model). Checks of the
+        service's other model versions are left out: they compare those versions' traffic
+        with their own training sets (a production version drifting from its old training set
+        is a reason to promote a retrained candidate, not to refuse it)."""
+        query = (
+            sa.select(skew_checks)
+            .where(
+                skew_checks.c.project == self._project,
+                skew_checks.c.feature_service == feature_service,
+                sa.or_(
+                    skew_checks.c.model.is_(None),
+                    sa.and_(
+                        skew_checks.c.model == model,
+                        skew_checks.c.model_version == str(version),
+                    ),
+                ),
+            )
+            .order_by(skew_checks.c.id.desc())
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            found = conn.execute(query).mappings().first()
+        return None if found is None else _check_of(found)
 
     def checked_until(self, feature_service: str) -> datetime | None:
         """The latest window end of the service's recorded checks (None: never checked): a
@@ -180,7 +225,8 @@ def _check_of(row: Any) -> SkewCheck:
         window_start=as_utc(row["window_start"]),
         window_end=as_utc(row["window_end"]),
         dataset=row["dataset"],
-        model_version=row["model_version"],
+        model=row["model"],
+        model_version=None if row["model_version"] is None else int(row["model_version"]),
         sample=row["sample"],
         passed=bool(row["passed"]),
         rows_served=int(row["rows_served"]),

@@ -144,7 +144,8 @@ skew_checks = sa.Table(
     sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
     # The saved training dataset compared against (null: replay only).
     sa.Column("dataset", sa.String(128), nullable=True),
-    # Reserved for the models issue: the check of one model version's traffic.
+    # The model version whose rows were checked (`featurehub skew --model`): its number as
+    # text, as the serving log holds it (null, with `model`: every row of the service).
     sa.Column("model_version", sa.String(128), nullable=True),
     sa.Column("sample", sa.Float, nullable=True),
     sa.Column("passed", sa.Boolean, nullable=False),
@@ -155,7 +156,9 @@ skew_checks = sa.Table(
     # JSON: the whole SkewReport.to_dict() (docs/skew-checks.md).
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model", sa.String(128), nullable=True),  # migration 0012
     sa.Index("ix_skew_checks_service", "project", "feature_service", "id"),
+    sa.Index("ix_skew_checks_model", "project", "feature_service", "model", "model_version", "id"),
 )
 
 # -- models (featurehub/models/): immutable versions, aliases and their history -----------------

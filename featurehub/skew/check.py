@@ -1,7 +1,8 @@
 """`store.check_skew(...)` and `featurehub skew`: the two checks of one feature service over
 one window, in one report: the replay of its logged rows through the offline join (row level,
 `featurehub.skew.replay`) and, given a saved training dataset, the distribution check
-(`featurehub.skew.distribution_check`). Each feature is judged by featurehub.yaml's
+(`featurehub.skew.distribution_check`); for a model version (`featurehub.skew.model_target`),
+only the rows it answered, against its training set. Each feature is judged by featurehub.yaml's
 `monitoring:` with its `Field(skew=...)` over it; every report is recorded in the registry
 (`featurehub.registry.skew_checks`), for `featurehub skew history`."""
 
@@ -22,6 +23,7 @@ from featurehub.skew.distribution_check import (
     SkewCheckError,
     check_distribution,
 )
+from featurehub.skew.model_target import CheckedModel
 from featurehub.skew.replay_result import ReplayResult
 from featurehub.skew.thresholds import judged_by
 from featurehub.types import as_utc
@@ -41,6 +43,8 @@ class SkewReport:
     columns: dict[str, str] = field(default_factory=dict)
     # The id of this check's record in the registry (`store.skew_checks`), once recorded.
     check_id: int | None = None
+    # The model version whose rows were checked (None: every row the service served).
+    model: CheckedModel | None = None
 
     @property
     def passed(self) -> bool:
@@ -50,6 +54,7 @@ class SkewReport:
         """The whole result (docs/skew-checks.md): what `featurehub skew --json` prints."""
         return {
             "feature_service": self.feature_service,
+            "model": None if self.model is None else self.model.to_dict(),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "passed": self.passed,
@@ -130,14 +135,24 @@ def check_skew(
     end: datetime,
     monitoring: MonitoringConfig,
     sample: float | None = None,
+    model: CheckedModel | None = None,
 ) -> SkewReport:
-    """Both checks, recorded in the registry once they ran (a check that raised records
-    nothing)."""
+    """Both checks (of `model`'s rows only, when given), recorded in the registry once they
+    ran (a check that raised records nothing)."""
     from featurehub.skew.replay import replay
 
     if dataset is not None:
         _check_served(store, feature_service, dataset)
-    replayed = replay(store, feature_service, start, end, sample=sample, monitoring=monitoring)
+    answered_by = None if model is None else model.answers
+    replayed = replay(
+        store,
+        feature_service,
+        start,
+        end,
+        sample=sample,
+        monitoring=monitoring,
+        answered_by=answered_by,
+    )
     distribution = None
     columns = {} if dataset is None else dataset_columns(dataset)
     if dataset is not None:
@@ -149,8 +164,9 @@ def check_skew(
             end,
             monitoring,
             per_feature=column_thresholds(store, columns, monitoring),
+            answered_by=answered_by,
         )
-    report = SkewReport(feature_service, start, end, replayed, distribution, columns)
+    report = SkewReport(feature_service, start, end, replayed, distribution, columns, model=model)
     recorded = store.skew_checks.record(
         feature_service=feature_service,
         window_start=start,
@@ -161,6 +177,8 @@ def check_skew(
         rows_served=replayed.rows,
         failed_features=report.failed_features(),
         result=report.to_dict(),
+        model=None if model is None else model.name,
+        model_version=None if model is None else model.version,
     )
     return replace(report, check_id=recorded.id)
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 from featurehub.datasets.dataset import Dataset
 from featurehub.errors import FeaturehubError
 from featurehub.skew.distribution import DriftThresholds, FeatureDrift, feature_drift
-from featurehub.skew.served_rows import log_files, read_served_values
+from featurehub.skew.served_rows import ModelAnswers, log_files, read_served_values
 from featurehub.types import as_utc
 
 
@@ -85,10 +85,12 @@ def check_distribution(
     end: datetime,
     thresholds: DriftThresholds = DriftThresholds(),
     per_feature: Mapping[str, DriftThresholds] | None = None,
+    answered_by: ModelAnswers | None = None,
 ) -> DistributionResult:
     """Served values of `feature_service` with served_at in [start, end) against `dataset`,
     each feature (a column of the dataset) judged by its `per_feature` thresholds if given,
-    by `thresholds` (featurehub.yaml's `monitoring:`) otherwise."""
+    by `thresholds` (featurehub.yaml's `monitoring:`) otherwise. With `answered_by`, only the
+    rows that model version answered (shadow rows are never read)."""
     start, end = as_utc(start), as_utc(end)
     profiles = dataset.profile
     names = [name for name in profiles if profiles[name].kind in ("number", "category")]
@@ -99,12 +101,13 @@ def check_distribution(
     # the features are checked one per core.
     with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
         training_read = pool.submit(dataset.to_arrow) if files else None
-        served = _read_served(files, kinds, _log_names(dataset), start, end)
+        served = _read_served(files, kinds, _log_names(dataset), start, end, answered_by)
         if training_read is None or not served.num_rows:
+            whose = "" if answered_by is None else f" answered by {answered_by}"
             raise SkewCheckError(
-                f"no logged rows of feature service {feature_service!r} served in [{start}, "
-                f"{end}): choose a window in which it served requests (the serving log records "
-                "what the feature server, or the SDK with log=True, answered)"
+                f"no logged rows of feature service {feature_service!r}{whose} served in "
+                f"[{start}, {end}): choose a window in which it served requests (the serving "
+                "log records what the feature server, or the SDK with log=True, answered)"
             )
         training = training_read.result()
 
@@ -140,12 +143,13 @@ def _read_served(
     log_names: Mapping[str, tuple[str, ...]],
     start: datetime,
     end: datetime,
+    answered_by: ModelAnswers | None,
 ) -> pa.Table:
     if not files:
         return pa.table({})
     con = duckdb.connect()
     try:
-        return read_served_values(con, files, kinds, start, end, log_names)
+        return read_served_values(con, files, kinds, start, end, log_names, answered_by)
     finally:
         con.close()
 

@@ -48,6 +48,7 @@ from featurehub.skew.served_rows import (
     REQUEST_ID,
     ROW,
     SERVED_AT,
+    ModelAnswers,
     ServedFeature,
     as_utc,
     log_files,
@@ -93,9 +94,11 @@ def replay(
     sample: float | None = None,
     monitoring: MonitoringConfig = MonitoringConfig(),
     examples: int = EXAMPLES,
+    answered_by: ModelAnswers | None = None,
 ) -> ReplayResult:
     """Replay the rows `feature_service` served with served_at in [start, end) (naive times are
-    UTC) through the offline join at their served_at and compare value by value.
+    UTC) through the offline join at their served_at and compare value by value; with
+    `answered_by`, only the rows that model version answered (never shadow rows).
 
     `sample` (0 < sample <= 1) keeps that share of entity keys, chosen by a hash of the key so
     the same keys are kept in every run. Each feature is judged by `monitoring` (featurehub.yaml's
@@ -130,7 +133,7 @@ def replay(
     files = log_files(root, service.name, start, end)
     if not files:
         why = f"no log file of those days under {root}"
-        raise ReplayError(_no_rows(service.name, start, end, why))
+        raise ReplayError(_no_rows(service.name, start, end, why, answered_by))
     con = connect(store.repo_path)
     try:
         return replay_log(
@@ -146,6 +149,7 @@ def replay(
             monitoring=monitoring,
             per_feature=thresholds,
             examples=examples,
+            answered_by=answered_by,
         )
     finally:
         con.close()
@@ -165,6 +169,7 @@ def replay_log(
     monitoring: MonitoringConfig = MonitoringConfig(),
     per_feature: Mapping[str, MonitoringConfig] | None = None,
     examples: int = EXAMPLES,
+    answered_by: ModelAnswers | None = None,
 ) -> ReplayResult:
     """`replay` on given log files and view queries (as `get_historical_features` builds
     them): the whole computation, without a FeatureStore. `per_feature` thresholds judge the
@@ -176,10 +181,10 @@ def replay_log(
         (per_feature or {}).get(f"{feature.view}:{feature.feature}", monitoring)
         for feature in features
     ]
-    served = read_served_rows(con, files, key_types, features, start, end, sample)
+    served = read_served_rows(con, files, key_types, features, start, end, sample, answered_by)
     if served.num_rows == 0:
         where = "no row in the window" if sample is None else f"no row kept by sample={sample}"
-        raise ReplayError(_no_rows(service, start, end, where))
+        raise ReplayError(_no_rows(service, start, end, where, answered_by))
     with_events = [replace(v, features=(*v.features, EVENT_TIMESTAMP)) for v in views]
     joined = point_in_time_join(
         con, served, with_events, timestamp_column=SERVED_AT, full_feature_names=True
@@ -213,7 +218,16 @@ def _window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _no_rows(service: str, start: datetime, end: datetime, why: str) -> str:
+def _no_rows(
+    service: str, start: datetime, end: datetime, why: str, answered_by: ModelAnswers | None
+) -> str:
+    if answered_by is not None:
+        return (
+            f"nothing to replay for {answered_by} in [{start.isoformat()}, {end.isoformat()}): "
+            f"{why} answered by it (its rows are those it answered on feature service "
+            f"{service!r} as production, canary, A/B or pinned; shadow answers are not "
+            "returned, so not checked); widen the window, or check another version"
+        )
     return (
         f"nothing to replay for feature service {service!r} in [{start.isoformat()}, "
         f"{end.isoformat()}): {why}; widen the window (or the sample), or check that the "

@@ -10,6 +10,12 @@ per row either way. Columns are read by name and any other column of the files (
 
 Only the files of the `date=` partitions the window touches are read: the writer files a
 row under the UTC day of its served_at, so a day outside [start, end) holds no row of it.
+
+Shadow rows (arm `shadow`: a second prediction of features served once) are never read. With
+`answered_by` (`ModelAnswers`), only the rows one model version answered are: its name and
+version in the log's `model` and `model_version` columns, on any arm whose answer was
+returned (production, canary, a, b, pinned). Files without those columns (format 1, or format
+2 before models) hold no row of a model.
 """
 
 from __future__ import annotations
@@ -32,6 +38,17 @@ REQUEST_ID = "__replay_request_id"
 ROW = "__replay_row"
 SAMPLE_DIGITS = 15
 """Hex digits of the md5 of a key that decide whether a sample keeps it (60 bits)."""
+
+
+@dataclass(frozen=True)
+class ModelAnswers:
+    """The log rows one model version answered (`featurehub skew --model NAME:V`)."""
+
+    model: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.model} version {self.version}"
 
 
 @dataclass(frozen=True)
@@ -122,9 +139,18 @@ class LogFiles:
         """A typed column by name, or NULL when no format 2 file has it."""
         return _quote(name) if name in self.typed_columns else "NULL"
 
-    def not_shadow(self) -> str:
-        """A condition skipping a shadow model's rows: the same served features again."""
-        return " AND arm IS DISTINCT FROM 'shadow'" if "arm" in self.typed_columns else ""
+    def rows_of(self, answered_by: ModelAnswers | None) -> str:
+        """A condition (" AND ...") keeping the rows to check: never a shadow model's (the
+        same served features again); with `answered_by`, only that model version's."""
+        condition = ""
+        if "arm" in self.typed_columns:
+            condition = " AND arm IS DISTINCT FROM 'shadow'"
+        if answered_by is not None:
+            condition += (
+                f" AND {self.column('model')} = {_literal(answered_by.model)}"
+                f" AND {self.column('model_version')} = {_literal(str(answered_by.version))}"
+            )
+        return condition
 
     def chosen(self, short: str, full: str, short_used: str) -> str:
         """The column `short` where `short_used` (a condition) holds, else `full`: a request
@@ -153,8 +179,10 @@ def read_served_rows(
     start: datetime,
     end: datetime,
     sample: float | None = None,
+    answered_by: ModelAnswers | None = None,
 ) -> pa.Table:
-    """One row per logged entity row served in [start, end): the join keys (typed), SERVED_AT,
+    """One row per logged entity row served in [start, end) (only `answered_by`'s rows when
+    given, see the module's docstring): the join keys (typed), SERVED_AT,
     REQUEST_ID, ROW, per feature i its served value (`served_value(i)`, typed) and per view j
     its status and event timestamp (`served_status(j)`, `served_event(j)`, j from
     `view_numbers`). A view the row did not serve has a null status. Rows come in no order.
@@ -164,9 +192,10 @@ def read_served_rows(
     split = LogFiles.of(files)
     selects = []
     if split.typed:
-        selects.append(_typed_select(split, join_keys, features, start, end, sample))
+        selects.append(_typed_select(split, join_keys, features, start, end, sample, answered_by))
     if split.json:
-        selects.append(_json_select(split.json, join_keys, features, start, end, sample))
+        json_select = _json_select(split.json, join_keys, features, start, end, sample)
+        selects.append(json_select + (" AND false" if answered_by is not None else ""))
     return con.sql(" UNION ALL ".join(selects)).to_arrow_table()
 
 
@@ -177,6 +206,7 @@ def _typed_select(
     start: datetime,
     end: datetime,
     sample: float | None,
+    answered_by: ModelAnswers | None,
 ) -> str:
     """`read_served_rows` of the format 2 files: column reads and casts."""
     views = view_numbers(features)
@@ -203,7 +233,7 @@ def _typed_select(
         value = split.chosen(VALUE + short, VALUE + full, short_used[views[i]])
         columns.append(f"({value})::{_sql_type(feature.value_type)} AS {served_value(i)}")
     sampled = f" AND {sample_condition(keys, sample)}" if sample is not None else ""
-    scan = _scan(split.typed, _window(start, end) + split.not_shadow())
+    scan = _scan(split.typed, _window(start, end) + split.rows_of(answered_by))
     return f"SELECT {', '.join(columns)} FROM {scan}{sampled}"
 
 
@@ -265,13 +295,14 @@ def read_served_values(
     start: datetime,
     end: datetime,
     log_names: Mapping[str, Sequence[str]] | None = None,
+    answered_by: ModelAnswers | None = None,
 ) -> pa.Table:
     """The served values of `features` (name -> "number", "bool" or "string": how the
     distribution check reads them) in rows served in [start, end), one column per feature
     named as it, nulls where the value was null, not found or expired (what the model got).
     A feature is read under each of its `log_names` (default: its own name), the first that
     holds a value: a request named it `conv_rate` or, with full feature names,
-    `driver_stats__conv_rate`."""
+    `driver_stats__conv_rate`. With `answered_by`, only that model version's rows."""
     split = LogFiles.of(files)
     names = log_names or {}
     selects = []
@@ -293,7 +324,7 @@ def read_served_values(
         ]
         selects.append(
             f"SELECT {', '.join(columns) or '1'} FROM "
-            f"{_scan(split.typed, _window(start, end) + split.not_shadow())}"
+            f"{_scan(split.typed, _window(start, end) + split.rows_of(answered_by))}"
         )
     if split.json:
         columns = []
@@ -306,8 +337,10 @@ def read_served_values(
                 else:
                     values.append(f"TRY_CAST({value} AS {as_sql[kind]})")
             columns.append(f"{first(values)} AS {_quote(name)}")
+        no_model = " AND false" if answered_by is not None else ""  # format 1: before models
         selects.append(
-            f"SELECT {', '.join(columns) or '1'} FROM {_scan(split.json, _window(start, end))}"
+            f"SELECT {', '.join(columns) or '1'} FROM "
+            f"{_scan(split.json, _window(start, end) + no_model)}"
         )
     return con.sql(" UNION ALL ".join(selects)).to_arrow_table()
 

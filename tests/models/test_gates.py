@@ -114,7 +114,8 @@ def test_a_changed_service_fails_the_gate(local_store: FeatureStore, local_repo:
     )
 
 
-def _record_skew_check(store: FeatureStore, passed: bool) -> None:
+def _record_skew_check(store: FeatureStore, passed: bool, version: int | None = None) -> None:
+    """A check of the service's rows, or (`version`) of driver_model version `version`'s."""
     now = datetime.now(timezone.utc)
     failed = () if passed else (FailedFeature("driver_stats:conv_rate", "distribution", "PSI 0.4"),)
     store.skew_checks.record(
@@ -127,6 +128,8 @@ def _record_skew_check(store: FeatureStore, passed: bool) -> None:
         rows_served=100,
         failed_features=failed,
         result={},
+        model=None if version is None else "driver_model",
+        model_version=version,
     )
 
 
@@ -144,3 +147,28 @@ def test_the_newest_skew_check_must_have_passed(local_store: FeatureStore) -> No
         local_store.models.promote("driver_model", version, "production")
     _record_skew_check(local_store, passed=True)
     local_store.models.promote("driver_model", version, "production")
+
+
+def test_the_gate_reads_the_candidates_own_check_not_another_versions(
+    local_store: FeatureStore,
+) -> None:
+    """A failed check of production's rows (its traffic drifting from its old training set)
+    does not refuse a retrained candidate; a failed check of the candidate's rows (as a
+    canary) does, and so does a failed check of every row of the service."""
+    first = _register(local_store)
+    local_store.models.promote("driver_model", first, "production")
+    candidate = _register(local_store)
+    _record_skew_check(local_store, passed=False, version=first)
+    checks = local_store.models.check_gate(f"driver_model:{candidate}").checks
+    assert "skew check" not in [c.name for c in checks]
+    _record_skew_check(local_store, passed=False, version=candidate)
+    failed = [c for c in local_store.models.check_gate(f"driver_model:{candidate}").failures]
+    assert [c.name for c in failed] == ["skew check"]
+    assert f"of the rows of driver_model version {candidate}) failed" in failed[0].detail
+    _record_skew_check(local_store, passed=True, version=candidate)
+    _record_skew_check(local_store, passed=False, version=first)  # newer, another version's
+    local_store.models.promote("driver_model", candidate, "production")
+    _record_skew_check(local_store, passed=False)  # the service's rows judge every version
+    third = _register(local_store)
+    report = local_store.models.check_gate(f"driver_model:{third}")
+    assert "of the service's rows) failed" in report.failures[0].detail

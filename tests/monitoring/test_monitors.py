@@ -65,6 +65,16 @@ HOURLY = Monitor(schedule="@hourly", window=timedelta(hours=24))
             "training dataset name 'not a name' is invalid",
         ),
         ("@hourly", "monitor must be Monitor(schedule=..., window=...)"),
+        (
+            Monitor(
+                schedule="@daily", window=timedelta(hours=1), model="m@production", against="t"
+            ),
+            "monitor: give against= or model=, not both",
+        ),
+        (
+            Monitor(schedule="@daily", window=timedelta(hours=1), model="m:zero"),
+            "monitor: model: model reference 'm:zero': version 'zero' is not a positive number",
+        ),
     ],
 )
 def test_a_bad_monitor_names_the_service_and_the_fix(monitor: Any, message: str) -> None:
@@ -89,6 +99,18 @@ def test_a_monitor_is_in_the_spec_and_old_specs_still_load() -> None:
     specs["feature_service"]["svc"] = spec
     again = Catalog.from_specs(specs).feature_service("svc")
     assert again.monitor == monitor and again == service
+    assert "model" not in spec["monitor"]  # unset: a spec recorded before models is as it was
+
+
+def test_a_model_monitor_keeps_its_reference_in_the_spec() -> None:
+    """The alias, not the version it points at now: each run resolves it."""
+    monitor = Monitor("@hourly", timedelta(hours=24), model="models:/trip_model@production")
+    service = FeatureService(name="svc", features=[view()[["trips"]]], monitor=monitor)
+    spec = service.to_spec()
+    assert spec["monitor"]["model"] == "models:/trip_model@production"
+    specs = catalog().to_specs()
+    specs["feature_service"]["svc"] = spec
+    assert Catalog.from_specs(specs).feature_service("svc").monitor == monitor
 
 
 def test_plan_shows_a_monitor_added(tmp_path: Path) -> None:

@@ -103,3 +103,111 @@ def test_a_changed_threshold_is_a_change_in_the_plan(repo: Path, registry_url: s
     )
     with pytest.raises(FeaturehubError, match="field 'conv_rate': skew threshold 'psi' is not a"):
         store.plan()
+
+
+def record_of_model(log: SkewCheckLog, version: int | None, day: int, passed: bool = True) -> int:
+    """A check of `driver_model` version `version`'s rows (None: the service's rows)."""
+    return log.record(
+        feature_service="driver_service",
+        window_start=START + timedelta(days=day),
+        window_end=START + timedelta(days=day + 1),
+        dataset=None if version is None else f"training_v{version}",
+        sample=None,
+        passed=passed,
+        rows_served=10 + day,
+        failed_features=(),
+        result={"day": day},
+        model=None if version is None else "driver_model",
+        model_version=version,
+    ).id
+
+
+def test_checks_record_the_model_version_whose_rows_they_were(
+    repo: Path, registry_url: str
+) -> None:
+    store = store_for(repo, registry_url)
+    store.apply()
+    log = store.skew_checks
+    record_of_model(log, None, 0)
+    record_of_model(log, 1, 1)
+    record_of_model(log, 2, 2, passed=False)
+    record_of_model(log, 1, 3)
+    checks = log.history("driver_service")
+    assert [(c.model, c.model_version) for c in checks] == [
+        ("driver_model", 1),
+        ("driver_model", 2),
+        ("driver_model", 1),
+        (None, None),
+    ]
+    assert checks[0].to_dict()["model"] == "driver_model"
+    assert checks[0].to_dict()["model_version"] == 1
+    of_one = log.history("driver_service", model="driver_model", model_version=1)
+    assert [c.result["day"] for c in of_one] == [3, 1]
+    assert [c.result["day"] for c in log.history("driver_service", model="driver_model")] == [
+        3,
+        2,
+        1,
+    ]
+    # What the gate reads: the newest check of the candidate's rows or of the service's,
+    # never one of another version's rows.
+    judging_two = log.latest_judging("driver_service", "driver_model", 2)
+    assert judging_two is not None and judging_two.result["day"] == 2
+    assert not judging_two.passed
+    judging_three = log.latest_judging("driver_service", "driver_model", 3)
+    assert judging_three is not None and judging_three.result["day"] == 0  # the service's
+    assert log.latest_judging("driver_service", "other_model", 1) == judging_three
+    with pytest.raises(SkewHistoryError, match="both its model and version"):
+        log.record(
+            feature_service="driver_service",
+            window_start=START,
+            window_end=START + timedelta(days=1),
+            dataset=None,
+            sample=None,
+            passed=True,
+            rows_served=1,
+            failed_features=(),
+            result={},
+            model="driver_model",
+        )
+
+
+def test_migration_0012_keeps_the_checks_recorded_before_it(registry_url: str) -> None:
+    """A registry at 0011 holding a check: upgraded, the check reads with no model; the
+    downgrade drops the column again."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from featurehub.registry.migrate import _alembic_config
+
+    engine = sa.create_engine(registry_url)
+    try:
+
+        def migrate(action: str, revision: str) -> None:
+            with engine.begin() as connection:
+                config = _alembic_config()
+                config.attributes["connection"] = connection
+                getattr(command, action)(config, revision)
+
+        migrate("upgrade", "0011")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO skew_checks (project, feature_service, window_start, "
+                    "window_end, dataset, model_version, sample, passed, rows_served, "
+                    "failed_features, result, checked_at) VALUES ('p', 'driver_service', "
+                    ":start, :end, NULL, NULL, NULL, :passed, 12, '[]', '{}', :end)"
+                ),
+                {"start": START, "end": START + timedelta(hours=1), "passed": True},
+            )
+        migrate("upgrade", "head")
+        log = SkewCheckLog(engine, "p")
+        (old,) = log.history("driver_service")
+        assert (old.model, old.model_version, old.rows_served) == (None, None, 12)
+        assert log.latest_judging("driver_service", "m", 1) == old
+        new_id = record_of_model(log, 4, 1)
+        assert log.history("driver_service", model="driver_model")[0].id == new_id
+        migrate("downgrade", "0011")
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("skew_checks")}
+        assert "model" not in columns and "model_version" in columns
+    finally:
+        engine.dispose()
