@@ -1544,6 +1544,7 @@ def monitor_list(
     at: str | None = typer.Option(None, "--at", help="The time to judge (default: now)."),
 ) -> None:
     """The registered monitors: schedule, window, dataset, what was checked, what is due."""
+    from featurehub.monitoring.monitors import checked_until as monitor_checked_until
     from featurehub.monitoring.monitors import due_tick, monitored_services
 
     store = _store(ctx)
@@ -1556,7 +1557,7 @@ def monitor_list(
         for service in services:
             monitor = service.monitor
             assert monitor is not None
-            until = store.skew_checks.checked_until(service.name)
+            until = monitor_checked_until(store, service)
             tick = due_tick(monitor, moment, until)
             table.add_row(
                 escape(service.name),

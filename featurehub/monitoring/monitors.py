@@ -47,6 +47,18 @@ def due_tick(monitor: Monitor, at: datetime, checked_until: datetime | None) -> 
     return tick
 
 
+def checked_until(store: FeatureStore, service: FeatureService) -> datetime | None:
+    """Where the service's monitor has checked up to: the latest window end of the checks
+    of the rows it reads (its model's, or the whole service's)."""
+    # Imported here: checks come before models in the flow; only a model monitor needs this.
+    from featurehub.models.references import parse_reference
+
+    assert service.monitor is not None
+    model = service.monitor.model
+    name = None if model is None else parse_reference(model).name
+    return store.skew_checks.checked_until(service.name, model=name)
+
+
 @dataclass(frozen=True)
 class MonitorRun:
     """One monitor's check: the tick it ran for, its report, the recorded check's id, and
@@ -72,7 +84,7 @@ def due_monitors(store: FeatureStore, at: datetime) -> list[tuple[FeatureService
     due = []
     for service in monitored_services(store):
         assert service.monitor is not None
-        tick = due_tick(service.monitor, at, store.skew_checks.checked_until(service.name))
+        tick = due_tick(service.monitor, at, checked_until(store, service))
         if tick is not None:
             due.append((service, tick))
     return due

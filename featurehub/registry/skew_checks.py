@@ -183,12 +183,16 @@ class SkewCheckLog:
             found = conn.execute(query).mappings().first()
         return None if found is None else _check_of(found)
 
-    def checked_until(self, feature_service: str) -> datetime | None:
-        """The latest window end of the service's recorded checks (None: never checked): a
-        monitor's tick at or before it is done (featurehub.monitoring.monitors)."""
+    def checked_until(self, feature_service: str, model: str | None = None) -> datetime | None:
+        """The latest window end of the service's recorded checks of the same rows (None:
+        never checked): those of `model`'s versions, or with no model those of the whole
+        service. A monitor's tick at or before it is done (featurehub.monitoring.monitors);
+        a check of other rows (one model's, or the service's) does not count for it."""
+        same_rows = skew_checks.c.model.is_(None) if model is None else skew_checks.c.model == model
         query = sa.select(sa.func.max(skew_checks.c.window_end)).where(
             skew_checks.c.project == self._project,
             skew_checks.c.feature_service == feature_service,
+            same_rows,
         )
         with self._engine.connect() as conn:
             found = conn.execute(query).scalar_one_or_none()

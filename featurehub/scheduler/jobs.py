@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Protocol
 from featurehub.definitions import FeatureService, FeatureView
 from featurehub.definitions.monitor import Monitor
 from featurehub.monitoring.alert_events import AlertEvent, materialization_failed
-from featurehub.monitoring.monitors import due_tick, monitored_services, run_monitor
+from featurehub.monitoring.monitors import (
+    checked_until,
+    due_tick,
+    monitored_services,
+    run_monitor,
+)
 from featurehub.registry.leases import view_lease
 from featurehub.scheduler.ticks import due_ends, next_tick
 
@@ -95,7 +100,7 @@ class MonitorJob:
         return f"monitor:{self.service.name}"
 
     def due(self, now: datetime) -> list[datetime]:
-        checked = self.store.skew_checks.checked_until(self.service.name)
+        checked = checked_until(self.store, self.service)
         tick = due_tick(self.monitor, now, checked)
         return [] if tick is None else [tick]
 

@@ -156,6 +156,12 @@ def test_checks_record_the_model_version_whose_rows_they_were(
     judging_three = log.latest_judging("driver_service", "driver_model", 3)
     assert judging_three is not None and judging_three.result["day"] == 0  # the service's
     assert log.latest_judging("driver_service", "other_model", 1) == judging_three
+    # A monitor's ticks are done by the checks of the rows it reads: its model's versions,
+    # or (no model) the whole service's; one kind never stands in for the other.
+    day_end = START + timedelta(days=4)
+    assert log.checked_until("driver_service", model="driver_model") == day_end
+    assert log.checked_until("driver_service") == START + timedelta(days=1)
+    assert log.checked_until("driver_service", model="other_model") is None
     with pytest.raises(SkewHistoryError, match="both its model and version"):
         log.record(
             feature_service="driver_service",
