@@ -3,7 +3,8 @@ one (`run_monitor`): the skew check of the window that ends at its tick, recorde
 check is, and a `skew_check_failed` alert when a threshold is crossed.
 
 Ticks are cron times in UTC (croniter), as a view's `schedule`: a tick T is due at any time
-at or after T until a check of the service whose window reaches T is recorded. Only the
+at or after T until a check of the same rows (the monitor's model's, or the whole
+service's) whose window reaches T is recorded. Only the
 latest tick runs: after downtime a monitor checks the last window once rather than every
 missed one (the newest traffic is what an alert is about). A scheduler calls `due_monitors`
 and `run_monitor`; `featurehub monitor run` does the same by hand."""
