@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pyarrow as pa
 from starlette.concurrency import run_in_threadpool
 
 from featurehub.config import CanaryBounds
@@ -54,10 +53,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("featurehub.server")
 
-# A version whose last predict took less than this runs on the event loop: a worker-thread
-# hop costs 0.1-0.3 ms, more than such a model takes. Slower ones (and a version's first
-# predict, not measured yet) run in a worker thread, leaving the loop to /v1/features.
-INLINE_SECONDS = 0.0005
+# A version whose predict takes less than this (a moving average) runs on the event loop.
+# A worker thread frees the loop only while the model releases the GIL (onnxruntime, numpy
+# on big arrays) or runs past the interpreter's 5 ms switch interval; a scikit-learn model on
+# a few rows does neither, and the hop (0.1-0.3 ms, and a loop wake-up) costs more than it
+# frees. Slower versions (and a version's first predict, not measured yet) run in a thread.
+INLINE_SECONDS = 0.002
+SMOOTHING = 0.2  # the weight of the newest predict in a version's moving average
 MAX_VERSION = 2**31 - 1  # the registry's integer column
 ROLLBACK_ACTOR = "featurehub-server"
 
@@ -70,7 +72,8 @@ class Models:
         self.registry = server.store.models
         self.routes: dict[str, Route] = {}
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
-        # The last predict's seconds of each version (a request's rows of it).
+        # Each version's predict seconds (a request's rows of it), smoothed over the last
+        # few requests so that one slow call (a GC pause) does not send the next to a thread.
         self.predict_seconds: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self.watch = CanaryWatch(server, self, server.store.config.models.canary)
@@ -78,6 +81,18 @@ class Models:
     def refresh(self) -> None:
         """Read every model's route (called by the snapshot's refresher thread)."""
         self.routes = self.registry.traffic_catalog.routes()
+
+    def timed(self, name: str, version: int, seconds: float) -> None:
+        """One predict's seconds into the version's moving average."""
+        before = self.predict_seconds.get((name, version))
+        smoothed = seconds if before is None else before + SMOOTHING * (seconds - before)
+        self.predict_seconds[(name, version)] = smoothed
+
+    def inline(self, name: str, versions: set[int]) -> bool:
+        """Whether every version predicts faster than a thread hop (measured: a version's
+        first predict runs in a thread)."""
+        seconds = self.predict_seconds
+        return all(seconds.get((name, version), 1.0) < INLINE_SECONDS for version in versions)
 
     def cached(self, name: str, version: int) -> LoadedModel | None:
         return self._loaded.get((name, version))
@@ -235,14 +250,13 @@ async def predict(
             assert route is not None
             versions, arms = assign(name, route, [list(row.values()) for row in rows])
             shadow = shadow_version(route)
-        for version in set(versions) | ({shadow} if shadow else set()):
+        needed = {*versions, shadow} if shadow else set(versions)
+        for version in needed:
             await _loaded(models, name, version)
-        table = response.to_arrow()
-        needed = set(versions) | ({shadow} if shadow else set())
-        if all(models.predict_seconds.get((name, v), 1.0) < INLINE_SECONDS for v in needed):
-            result = _predict(models, name, table, versions, shadow)
+        if models.inline(name, needed):
+            result = _predict(models, name, response, versions, shadow)
         else:
-            result = await run_in_threadpool(_predict, models, name, table, versions, shadow)
+            result = await run_in_threadpool(_predict, models, name, response, versions, shadow)
     except ApiError as refused:
         return _refused(server, name, route, versions, arms, refused, request_id, started)
     except Disconnected:
@@ -307,22 +321,18 @@ async def _loaded(models: Models, name: str, version: int) -> LoadedModel:
 
 
 def _predict(
-    models: Models, name: str, table: pa.Table, versions: list[int], shadow: int | None
+    models: Models, name: str, response: OnlineResponse, versions: list[int], shadow: int | None
 ) -> Prediction:
-    """In a worker thread: each version predicts its rows (and the shadow every row)."""
+    """Each version predicts its rows (and the shadow every row); on the event loop or in a
+    worker thread (`INLINE_SECONDS`)."""
     result = Prediction([None] * len(versions))
     distinct = set(versions)
     for version in distinct:
         model = models.loaded(name, version)
-        if len(distinct) == 1:
-            indices = None
-            rows = table
-        else:
-            indices = [i for i, v in enumerate(versions) if v == version]
-            rows = table.take(pa.array(indices))
+        indices = None if len(distinct) == 1 else [i for i, v in enumerate(versions) if v == version]
         began = time.perf_counter()
-        predicted = model.predict_table(rows)
-        models.predict_seconds[(name, version)] = time.perf_counter() - began
+        predicted = model.predict_online(response, indices)
+        models.timed(name, version, time.perf_counter() - began)
         result.arrays[version] = predicted
         values = predicted.tolist()
         if indices is None:
@@ -333,8 +343,8 @@ def _predict(
     if shadow is not None:
         try:
             began = time.perf_counter()
-            shadowed = models.loaded(name, shadow).predict_table(table)
-            models.predict_seconds[(name, shadow)] = time.perf_counter() - began
+            shadowed = models.loaded(name, shadow).predict_online(response)
+            models.timed(name, shadow, time.perf_counter() - began)
             result.shadow = shadowed.tolist()
             result.arrays[-shadow] = shadowed
         except Exception as exc:  # the shadow never fails the request: counted and logged
@@ -359,20 +369,12 @@ def _observe(
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
             server.models.watch.observe(name, route, code == 500, seconds)
         if result is not None and (values := result.arrays.get(version)) is not None:
-            _histogram(server, name, version, arm, values)
+            metrics.observe_predictions(name, version, arm, values)
     if result is not None and route is not None and (shadow := shadow_version(route)):
         code = 500 if result.shadow_error else 200
         metrics.model_requests.labels(name, str(shadow), SHADOW_ARM, str(code)).inc()
         if (values := result.arrays.get(-shadow)) is not None:
-            _histogram(server, name, shadow, SHADOW_ARM, values)
-
-
-def _histogram(server: Server, name: str, version: int, arm: str, values: np.ndarray) -> None:
-    if values.dtype.kind in "iufb" and len(values):
-        numbers = values.astype(np.float64)
-        server.metrics.predictions.labels(name, str(version), arm).observe_many(
-            numbers[np.isfinite(numbers)]
-        )
+            metrics.observe_predictions(name, shadow, SHADOW_ARM, values)
 
 
 def _refused(
