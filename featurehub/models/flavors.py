@@ -158,10 +158,11 @@ class _SklearnPredictor:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self._names = getattr(model, "feature_names_in_", None)
+        names = getattr(model, "feature_names_in_", None)
+        self._names: list[str] | None = None if names is None else [str(n) for n in names]
         # What a matrix is given to: the model, or for one fitted on a DataFrame, its copy
         # proven to answer the same on the array (sklearn_arrays), else None: a frame.
-        self.array_model = model if self._names is None else array_model(model)
+        self.array_model = model if names is None else array_model(model)
 
     def predict(self, features: pd.DataFrame) -> Any:
         if self._names is not None:
@@ -171,6 +172,7 @@ class _SklearnPredictor:
     def predict_matrix(self, values: np.ndarray) -> Any:
         if self.array_model is not None:
             return self.array_model.predict(values)
+        assert self._names is not None  # only a model fitted on names lacks an array model
         return self.model.predict(frame_of(values, self._names))
 
 

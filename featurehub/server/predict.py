@@ -329,7 +329,9 @@ def _predict(
     distinct = set(versions)
     for version in distinct:
         model = models.loaded(name, version)
-        indices = None if len(distinct) == 1 else [i for i, v in enumerate(versions) if v == version]
+        indices = (
+            None if len(distinct) == 1 else [i for i, v in enumerate(versions) if v == version]
+        )
         began = time.perf_counter()
         predicted = model.predict_online(response, indices)
         models.timed(name, version, time.perf_counter() - began)

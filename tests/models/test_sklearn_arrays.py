@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from featurehub.models.flavors import _SklearnPredictor, arrow_matrix, values_matrix
-from featurehub.models.sklearn_arrays import array_model, frame_of, identical
+from featurehub.models.sklearn_arrays import frame_of, identical
 
 NAMES = ["conv_rate", "trips_today", "avg_rating"]
 
@@ -169,7 +169,10 @@ def test_values_matrix_is_the_arrow_matrix(
     """The oracle: the Arrow table of the same values and types, through `arrow_matrix`."""
     values, types = columns
     table = pa.table(
-        {f"f{i}": pa.array(column, kind) for i, (column, kind) in enumerate(zip(values, types))}
+        {
+            f"f{i}": pa.array(column, kind)
+            for i, (column, kind) in enumerate(zip(values, types, strict=True))
+        }
     )
     expected = arrow_matrix(table, dtype)
     got = values_matrix(values, types, dtype)
