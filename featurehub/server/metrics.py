@@ -244,6 +244,14 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.model_predict = LatencyHistogram(
+            "featurehub_model_predict_seconds",
+            "The model's own predict time in a predict request (its rows of it, without the "
+            "feature look-up), by model and version.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.predictions = LatencyHistogram(
             "featurehub_model_predictions",
             "Numeric predictions, by model, version and arm (shadow ones included).",
@@ -264,6 +272,7 @@ class ServerMetrics:
         self._error_children: dict[str, Any] = {}
         self._model_children: dict[tuple[str, int, str, int], tuple[Any, LatencyChild]] = {}
         self._prediction_children: dict[tuple[str, int, str], LatencyChild] = {}
+        self._predict_children: dict[tuple[str, int], LatencyChild] = {}
 
     def observe(self, endpoint: str, service: str, code: int, seconds: float) -> None:
         key = (endpoint, service, code)
@@ -289,6 +298,13 @@ class ServerMetrics:
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_predict(self, model: str, version: int, seconds: float) -> None:
+        key = (model, version)
+        child = self._predict_children.get(key)
+        if child is None:
+            child = self._predict_children[key] = self.model_predict.labels(model, str(version))
+        child.observe(seconds)
 
     def observe_predictions(self, model: str, version: int, arm: str, values: np.ndarray) -> None:
         """The distribution of a version's numeric predictions (others are not counted)."""

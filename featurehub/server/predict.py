@@ -8,14 +8,16 @@ the background, so a policy change reaches a running server within
 an in-flight request finishes on its versions even if the policy changes meanwhile.
 
 Models are loaded once per version (`store.models.load`, which checks the artifact's
-sha256) and kept; the model's predict runs in a worker thread, so a slow model does not hold
-the event loop the feature endpoint runs on (a model measured faster than a thread hop,
-`INLINE_SECONDS`, runs on the loop).
+sha256) and kept. A model typically faster than `INLINE_SECONDS` predicts on the event loop;
+a slower one in a worker thread, so that it does not hold the loop the feature endpoint runs
+on. The model is given the look-up's values as a matrix when it takes one
+(`LoadedModel.predict_online`): no DataFrame or Arrow table is built per request.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from collections import deque
@@ -53,13 +55,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("featurehub.server")
 
-# A version whose predict takes less than this (a moving average) runs on the event loop.
+# A version whose predict typically takes less than this runs on the event loop.
 # A worker thread frees the loop only while the model releases the GIL (onnxruntime, numpy
 # on big arrays) or runs past the interpreter's 5 ms switch interval; a scikit-learn model on
 # a few rows does neither, and the hop (0.1-0.3 ms, and a loop wake-up) costs more than it
 # frees. Slower versions (and a version's first predict, not measured yet) run in a thread.
 INLINE_SECONDS = 0.002
-SMOOTHING = 0.2  # the weight of the newest predict in a version's moving average
+RECENT_PREDICTS = 7  # a version's typical predict: the median of its last 7
 MAX_VERSION = 2**31 - 1  # the registry's integer column
 ROLLBACK_ACTOR = "featurehub-server"
 
@@ -72,8 +74,10 @@ class Models:
         self.registry = server.store.models
         self.routes: dict[str, Route] = {}
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
-        # Each version's predict seconds (a request's rows of it), smoothed over the last
-        # few requests so that one slow call (a GC pause) does not send the next to a thread.
+        # Each version's last predicts' seconds (a request's rows of it), and their median:
+        # one slow call (a GC pause, the process preempted on a busy machine) does not send
+        # the next requests to a thread.
+        self._recent: dict[tuple[str, int], deque[float]] = {}
         self.predict_seconds: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self.watch = CanaryWatch(server, self, server.store.config.models.canary)
@@ -83,10 +87,13 @@ class Models:
         self.routes = self.registry.traffic_catalog.routes()
 
     def timed(self, name: str, version: int, seconds: float) -> None:
-        """One predict's seconds into the version's moving average."""
-        before = self.predict_seconds.get((name, version))
-        smoothed = seconds if before is None else before + SMOOTHING * (seconds - before)
-        self.predict_seconds[(name, version)] = smoothed
+        """One predict's seconds (on the loop or in a worker thread)."""
+        key = (name, version)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent.setdefault(key, deque(maxlen=RECENT_PREDICTS))
+        recent.append(seconds)
+        self.predict_seconds[key] = statistics.median(list(recent))
 
     def inline(self, name: str, versions: set[int]) -> bool:
         """Whether every version predicts faster than a thread hop (measured: a version's
@@ -185,12 +192,14 @@ class CanaryWatch:
 
 @dataclass
 class Prediction:
-    """The worker thread's result: predictions per row, and per version its seconds."""
+    """Predictions per row; per version (the shadow's as -version) its predictions and its
+    predict's seconds (observed in the metrics on the loop, as the worker thread may not)."""
 
     values: list[Any]
     shadow: list[Any] | None = None
     shadow_error: str | None = None
     arrays: dict[int, np.ndarray] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
 
 
 async def predict(
@@ -334,7 +343,8 @@ def _predict(
         )
         began = time.perf_counter()
         predicted = model.predict_online(response, indices)
-        models.timed(name, version, time.perf_counter() - began)
+        result.seconds[version] = seconds = time.perf_counter() - began
+        models.timed(name, version, seconds)
         result.arrays[version] = predicted
         values = predicted.tolist()
         if indices is None:
@@ -346,7 +356,8 @@ def _predict(
         try:
             began = time.perf_counter()
             shadowed = models.loaded(name, shadow).predict_online(response)
-            models.timed(name, shadow, time.perf_counter() - began)
+            result.seconds[-shadow] = seconds = time.perf_counter() - began
+            models.timed(name, shadow, seconds)
             result.shadow = shadowed.tolist()
             result.arrays[-shadow] = shadowed
         except Exception as exc:  # the shadow never fails the request: counted and logged
@@ -366,6 +377,9 @@ def _observe(
     result: Prediction | None,
 ) -> None:
     metrics = server.metrics
+    if result is not None:
+        for version, predict_seconds in result.seconds.items():  # a shadow's is -version
+            metrics.observe_predict(name, abs(version), predict_seconds)
     for version, arm in dict.fromkeys(zip(versions, arms, strict=True)):
         metrics.observe_model(name, version, arm, code, seconds)
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
