@@ -96,8 +96,8 @@ class Models:
         self.predict_seconds[key] = statistics.median(list(recent))
 
     def inline(self, name: str, versions: set[int]) -> bool:
-        """Whether every version predicts faster than a thread hop (measured: a version's
-        first predict runs in a thread)."""
+        """Whether every version typically predicts in under `INLINE_SECONDS` (a version
+        not measured yet does not: its first predict runs in a thread)."""
         seconds = self.predict_seconds
         return all(seconds.get((name, version), 1.0) < INLINE_SECONDS for version in versions)
 
