@@ -36,7 +36,11 @@ def array_model(model: Any) -> Any | None:
     """A copy of `model` that predicts on an array exactly as `model` does on a frame of
     `model.feature_names_in_`, or None when that is not proven (give it the frame)."""
     names = [str(name) for name in getattr(model, FEATURE_NAMES)]
-    stripped = copy.deepcopy(model)
+    leaves: dict[int, Any] = {}
+    _walk(model, [], leaves)
+    # Only the estimators and the lists holding them are copied; the fitted arrays and trees
+    # (read-only when predicting) are shared, so the copy costs next to no memory.
+    stripped = copy.deepcopy(model, memo=leaves)
     for estimator in estimators(stripped):
         vars(estimator).pop(FEATURE_NAMES, None)
     values, with_nulls = sample_rows(len(names))
@@ -47,26 +51,31 @@ def array_model(model: Any) -> Any | None:
     return stripped if same and not warned else None
 
 
-def estimators(value: Any, found: list[Any] | None = None) -> list[Any]:
+def estimators(value: Any) -> list[Any]:
     """Every estimator reachable from `value` through attributes, lists, tuples and dicts
     (a Pipeline's steps, a ColumnTransformer's fitted transformers_, a search's
     best_estimator_), each once."""
-    found = [] if found is None else found
+    found: list[Any] = []
+    _walk(value, found, {})
+    return found
+
+
+def _walk(value: Any, found: list[Any], leaves: dict[int, Any]) -> None:
+    """Sorts what `value` holds into estimators (`found`) and everything else (`leaves`, by
+    id: what a copy of the estimators may share)."""
     if isinstance(value, (list, tuple)):
         for item in value:
-            estimators(item, found)
+            _walk(item, found, leaves)
     elif isinstance(value, dict):
         for item in value.values():
-            estimators(item, found)
-    elif (
-        hasattr(value, "get_params")
-        and not isinstance(value, type)
-        and all(value is not seen for seen in found)
-    ):
-        found.append(value)
-        for item in vars(value).values():
-            estimators(item, found)
-    return found
+            _walk(item, found, leaves)
+    elif hasattr(value, "get_params") and not isinstance(value, type):
+        if all(value is not seen for seen in found):
+            found.append(value)
+            for item in vars(value).values():
+                _walk(item, found, leaves)
+    else:
+        leaves[id(value)] = value
 
 
 def sample_rows(width: int) -> tuple[np.ndarray, np.ndarray]:

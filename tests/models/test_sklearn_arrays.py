@@ -122,12 +122,16 @@ def test_a_pipeline_with_pandas_output_keeps_its_frame() -> None:
     assert predictor.array_model is None
 
 
-def test_the_model_itself_is_untouched() -> None:
+def test_the_model_itself_is_untouched_and_its_arrays_shared() -> None:
     """The array copy drops the names; the model keeps them (register checks them, the SDK's
-    `predict(frame)` uses them)."""
+    `predict(frame)` uses them). The fitted arrays are shared, not copied."""
     predictor = PREDICTORS["imputer + LR"]
     assert list(predictor.model.feature_names_in_) == NAMES
     assert not hasattr(predictor.array_model, "feature_names_in_")
+    model, copied = predictor.model.steps[-1][1], predictor.array_model.steps[-1][1]
+    assert copied is not model and copied.coef_ is model.coef_
+    tree = PREDICTORS["tree"]
+    assert tree.array_model.tree_ is tree.model.tree_
 
 
 def test_a_model_fitted_on_an_array_is_its_own_array_model() -> None:
