@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from featurehub.models.artifacts import ArtifactError, sha256_of
+from featurehub.models.sklearn_arrays import array_model, frame_of
 from featurehub.registry.models import ModelError
 
 FLAVORS = ("sklearn", "onnx", "pyfunc", "mlflow")
@@ -180,7 +181,11 @@ class _SklearnPredictor:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self._names = getattr(model, "feature_names_in_", None)
+        names = getattr(model, "feature_names_in_", None)
+        self._names: list[str] | None = None if names is None else [str(n) for n in names]
+        # What a matrix is given to: the model, or for one fitted on a DataFrame, its copy
+        # proven to answer the same on the array (sklearn_arrays), else None: a frame.
+        self.array_model = model if names is None else array_model(model)
 
     def predict(self, features: pd.DataFrame) -> Any:
         if self._names is not None:
@@ -188,9 +193,10 @@ class _SklearnPredictor:
         return self.model.predict(matrix(features, np.float64))
 
     def predict_matrix(self, values: np.ndarray) -> Any:
-        if self._names is not None:  # a frame over the same array: no copy
-            return self.model.predict(pd.DataFrame(values, columns=list(self._names), copy=False))
-        return self.model.predict(values)
+        if self.array_model is not None:
+            return self.array_model.predict(values)
+        assert self._names is not None  # only a model fitted on names lacks an array model
+        return self.model.predict(frame_of(values, self._names))
 
 
 def matrix(features: pd.DataFrame, dtype: Any) -> np.ndarray:
@@ -219,6 +225,26 @@ def arrow_matrix(table: pa.Table, dtype: Any) -> np.ndarray | None:
             return None
         filled = pc.fill_null(pc.cast(column, pa.float64()), np.nan)
         out[:, index] = filled.to_numpy()
+    return out
+
+
+def values_matrix(
+    columns: Sequence[Sequence[Any]], types: Sequence[pa.DataType], dtype: Any
+) -> np.ndarray | None:
+    """Python values of numeric and boolean columns (None when missing) into one array: what
+    `arrow_matrix` gives for an Arrow table of those columns and types (a null is NaN), without
+    building the table. What the feature server feeds a matrix model from the online look-up.
+    None when a column is of another type."""
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        return None
+    out = np.empty((len(columns[0]) if columns else 0, len(columns)), dtype=dtype)
+    for index, (column, kind) in enumerate(zip(columns, types, strict=True)):
+        if pa.types.is_floating(kind):  # a Float32's values are rounded to it, as in Arrow
+            out[:, index] = np.array(column, dtype=kind.to_pandas_dtype())
+        elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            out[:, index] = np.array(column, dtype=np.float64)
+        else:
+            return None
     return out
 
 

@@ -6,15 +6,19 @@ DataFrame with (at least) the feature service's features and answers one value p
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from featurehub import dataframes
-from featurehub.models.flavors import Predictor, arrow_matrix, as_predictions
+from featurehub.models.flavors import Predictor, arrow_matrix, as_predictions, values_matrix
 from featurehub.registry.models import ModelError, ModelVersion
+
+if TYPE_CHECKING:
+    from featurehub.online.lookup import OnlineResponse
 
 
 class ModelPredictError(ModelError):
@@ -63,8 +67,32 @@ class LoadedModel:
         if values is None:
             present = [name for name in self.feature_names if name in features.column_names]
             return self.predict(dataframes.to_pandas(features.select(present)))
+        return self._predict_matrix(values)
+
+    def predict_online(
+        self, response: OnlineResponse, rows: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """`predict_table` over an online look-up's `rows` (all when None), the feature
+        server's path: a model that takes a matrix gets one built from the look-up's Python
+        values (the same numbers `predict_table` would see), skipping the Arrow table."""
+        values = None
+        if getattr(self.predictor, "predict_matrix", None) is not None and all(
+            name in response.values for name in self.feature_names
+        ):
+            types = response.declared_types()
+            values = values_matrix(
+                [response.values[name] for name in self.feature_names],
+                [types[name] for name in self.feature_names],
+                getattr(self.predictor, "matrix_dtype", np.float64),
+            )
+        if values is None:
+            table = response.to_arrow()
+            return self.predict_table(table if rows is None else table.take(pa.array(rows)))
+        return self._predict_matrix(values if rows is None else values[rows])
+
+    def _predict_matrix(self, values: np.ndarray) -> np.ndarray:
         try:
-            predictions = fast(values)  # type: ignore[misc]
+            predictions = self.predictor.predict_matrix(values)  # type: ignore[attr-defined]
         except Exception as exc:
             nulls = int(np.isnan(values).any(axis=1).sum())
             raise self._failed(exc, nulls, len(values)) from exc

@@ -80,7 +80,7 @@ class OnlineResponse:
     def to_arrow(self, include_metadata: bool = False) -> pa.Table:
         """`to_dict` as an Arrow table, each column of its key's or feature's declared type,
         as `get_historical_features(...).to_arrow()` types it."""
-        declared = self._arrow_types()
+        declared = self.declared_types()
         columns: dict[str, pa.Array] = {}
         for name, values in self.keys.items():
             columns[name] = pa.array(values, declared.get(name))
@@ -99,7 +99,8 @@ class OnlineResponse:
         `featurehub.dataframes`."""
         return dataframes.to_pandas(self.to_arrow(include_metadata))
 
-    def _arrow_types(self) -> dict[str, pa.DataType]:
+    def declared_types(self) -> dict[str, pa.DataType]:
+        """Each join key's and feature's declared Arrow type."""
         declared: dict[str, pa.DataType] = {}
         for view, features, names in self.sources:
             for entity in view.entities:

@@ -8,6 +8,7 @@ processes, each has its own registry: scrape each worker, or run one worker per 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,8 @@ PREDICTION_BUCKETS = (
     0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 5.0, 10.0, 100.0, 1000.0,
 )  # fmt: skip
 """Numeric predictions: a class label (0, 1), a probability, or a small count or amount."""
+
+FEW_VALUES = 16  # up to this many, `observe_many` loops in Python (faster than numpy calls)
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -45,12 +48,21 @@ class LatencyChild:
         self.sum += seconds
 
     def observe_many(self, values: np.ndarray) -> None:
-        """Every value at once (a batch of predictions): one numpy pass, not a loop."""
-        indices = np.searchsorted(self.bounds, values, side="left")
-        for index, count in enumerate(np.bincount(indices, minlength=len(self.counts))):
-            if count:
-                self.counts[index] += int(count)
-        self.sum += float(values.sum())
+        """Every finite value of a numeric array at once (a batch of predictions): one numpy
+        pass for a batch; a loop for a few values, where numpy's per-call cost dominates."""
+        if len(values) <= FEW_VALUES:
+            for value in values.tolist():
+                if math.isfinite(value):
+                    self.observe(value)
+            return
+        numbers = values.astype(np.float64)
+        numbers = numbers[np.isfinite(numbers)]
+        counts = np.bincount(
+            np.searchsorted(self.bounds, numbers, side="left"), minlength=len(self.counts)
+        )
+        for index in np.flatnonzero(counts).tolist():
+            self.counts[index] += int(counts[index])
+        self.sum += float(numbers.sum())
 
 
 class LatencyHistogram:
@@ -232,6 +244,14 @@ class ServerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.model_predict = LatencyHistogram(
+            "featurehub_model_predict_seconds",
+            "The model's own predict time in a predict request (its rows of it, without the "
+            "feature look-up), by model and version.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.predictions = LatencyHistogram(
             "featurehub_model_predictions",
             "Numeric predictions, by model, version and arm (shadow ones included).",
@@ -250,6 +270,9 @@ class ServerMetrics:
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[tuple[str, str], LatencyChild] = {}
         self._error_children: dict[str, Any] = {}
+        self._model_children: dict[tuple[str, int, str, int], tuple[Any, LatencyChild]] = {}
+        self._prediction_children: dict[tuple[str, int, str], LatencyChild] = {}
+        self._predict_children: dict[tuple[str, int], LatencyChild] = {}
 
     def observe(self, endpoint: str, service: str, code: int, seconds: float) -> None:
         key = (endpoint, service, code)
@@ -265,9 +288,35 @@ class ServerMetrics:
         timer.observe(seconds)
 
     def observe_model(self, model: str, version: int, arm: str, code: int, seconds: float) -> None:
-        labels = (model, str(version), arm)
-        self.model_requests.labels(*labels, str(code)).inc()
-        self.model_latency.labels(*labels).observe(seconds)
+        key = (model, version, arm, code)
+        children = self._model_children.get(key)
+        if children is None:
+            labels = (model, str(version), arm)
+            children = self._model_children[key] = (
+                self.model_requests.labels(*labels, str(code)),
+                self.model_latency.labels(*labels),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_predict(self, model: str, version: int, seconds: float) -> None:
+        key = (model, version)
+        child = self._predict_children.get(key)
+        if child is None:
+            child = self._predict_children[key] = self.model_predict.labels(model, str(version))
+        child.observe(seconds)
+
+    def observe_predictions(self, model: str, version: int, arm: str, values: np.ndarray) -> None:
+        """The distribution of a version's numeric predictions (others are not counted)."""
+        if values.dtype.kind not in "iufb" or not len(values):
+            return
+        key = (model, version, arm)
+        child = self._prediction_children.get(key)
+        if child is None:
+            child = self._prediction_children[key] = self.predictions.labels(
+                model, str(version), arm
+            )
+        child.observe_many(values)
 
     def error(self, kind: str) -> None:
         child = self._error_children.get(kind)

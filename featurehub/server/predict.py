@@ -8,14 +8,16 @@ the background, so a policy change reaches a running server within
 an in-flight request finishes on its versions even if the policy changes meanwhile.
 
 Models are loaded once per version (`store.models.load`, which checks the artifact's
-sha256) and kept; the model's predict runs in a worker thread, so a slow model does not hold
-the event loop the feature endpoint runs on (a model measured faster than a thread hop,
-`INLINE_SECONDS`, runs on the loop).
+sha256) and kept. A model typically faster than `INLINE_SECONDS` predicts on the event loop;
+a slower one in a worker thread, so that it does not hold the loop the feature endpoint runs
+on. The model is given the look-up's values as a matrix when it takes one
+(`LoadedModel.predict_online`): no DataFrame or Arrow table is built per request.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from collections import deque
@@ -24,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pyarrow as pa
 from starlette.concurrency import run_in_threadpool
 
 from featurehub.config import CanaryBounds
@@ -54,10 +55,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("featurehub.server")
 
-# A version whose last predict took less than this runs on the event loop: a worker-thread
-# hop costs 0.1-0.3 ms, more than such a model takes. Slower ones (and a version's first
-# predict, not measured yet) run in a worker thread, leaving the loop to /v1/features.
-INLINE_SECONDS = 0.0005
+# A version whose predict typically takes less than this runs on the event loop.
+# A worker thread frees the loop only while the model releases the GIL (onnxruntime, numpy
+# on big arrays) or runs past the interpreter's 5 ms switch interval; a scikit-learn model on
+# a few rows does neither, and the hop (0.1-0.3 ms, and a loop wake-up) costs more than it
+# frees. Slower versions (and a version's first predict, not measured yet) run in a thread.
+INLINE_SECONDS = 0.002
+RECENT_PREDICTS = 7  # a version's typical predict: the median of its last 7
 MAX_VERSION = 2**31 - 1  # the registry's integer column
 ROLLBACK_ACTOR = "featurehub-server"
 
@@ -70,7 +74,10 @@ class Models:
         self.registry = server.store.models
         self.routes: dict[str, Route] = {}
         self._loaded: dict[tuple[str, int], LoadedModel] = {}
-        # The last predict's seconds of each version (a request's rows of it).
+        # Each version's last predicts' seconds (a request's rows of it), and their median:
+        # one slow call (a GC pause, the process preempted on a busy machine) does not send
+        # the next requests to a thread.
+        self._recent: dict[tuple[str, int], deque[float]] = {}
         self.predict_seconds: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
         self.watch = CanaryWatch(server, self, server.store.config.models.canary)
@@ -78,6 +85,21 @@ class Models:
     def refresh(self) -> None:
         """Read every model's route (called by the snapshot's refresher thread)."""
         self.routes = self.registry.traffic_catalog.routes()
+
+    def timed(self, name: str, version: int, seconds: float) -> None:
+        """One predict's seconds (on the loop or in a worker thread)."""
+        key = (name, version)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent.setdefault(key, deque(maxlen=RECENT_PREDICTS))
+        recent.append(seconds)
+        self.predict_seconds[key] = statistics.median(list(recent))
+
+    def inline(self, name: str, versions: set[int]) -> bool:
+        """Whether every version typically predicts in under `INLINE_SECONDS` (a version
+        not measured yet does not: its first predict runs in a thread)."""
+        seconds = self.predict_seconds
+        return all(seconds.get((name, version), 1.0) < INLINE_SECONDS for version in versions)
 
     def cached(self, name: str, version: int) -> LoadedModel | None:
         return self._loaded.get((name, version))
@@ -170,12 +192,14 @@ class CanaryWatch:
 
 @dataclass
 class Prediction:
-    """The worker thread's result: predictions per row, and per version its seconds."""
+    """Predictions per row; per version (the shadow's as -version) its predictions and its
+    predict's seconds (observed in the metrics on the loop, as the worker thread may not)."""
 
     values: list[Any]
     shadow: list[Any] | None = None
     shadow_error: str | None = None
     arrays: dict[int, np.ndarray] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
 
 
 async def predict(
@@ -235,14 +259,13 @@ async def predict(
             assert route is not None
             versions, arms = assign(name, route, [list(row.values()) for row in rows])
             shadow = shadow_version(route)
-        for version in set(versions) | ({shadow} if shadow else set()):
+        needed = {*versions, shadow} if shadow else set(versions)
+        for version in needed:
             await _loaded(models, name, version)
-        table = response.to_arrow()
-        needed = set(versions) | ({shadow} if shadow else set())
-        if all(models.predict_seconds.get((name, v), 1.0) < INLINE_SECONDS for v in needed):
-            result = _predict(models, name, table, versions, shadow)
+        if models.inline(name, needed):
+            result = _predict(models, name, response, versions, shadow)
         else:
-            result = await run_in_threadpool(_predict, models, name, table, versions, shadow)
+            result = await run_in_threadpool(_predict, models, name, response, versions, shadow)
     except ApiError as refused:
         return _refused(server, name, route, versions, arms, refused, request_id, started)
     except Disconnected:
@@ -307,22 +330,21 @@ async def _loaded(models: Models, name: str, version: int) -> LoadedModel:
 
 
 def _predict(
-    models: Models, name: str, table: pa.Table, versions: list[int], shadow: int | None
+    models: Models, name: str, response: OnlineResponse, versions: list[int], shadow: int | None
 ) -> Prediction:
-    """In a worker thread: each version predicts its rows (and the shadow every row)."""
+    """Each version predicts its rows (and the shadow every row); on the event loop or in a
+    worker thread (`INLINE_SECONDS`)."""
     result = Prediction([None] * len(versions))
     distinct = set(versions)
     for version in distinct:
         model = models.loaded(name, version)
-        if len(distinct) == 1:
-            indices = None
-            rows = table
-        else:
-            indices = [i for i, v in enumerate(versions) if v == version]
-            rows = table.take(pa.array(indices))
+        indices = (
+            None if len(distinct) == 1 else [i for i, v in enumerate(versions) if v == version]
+        )
         began = time.perf_counter()
-        predicted = model.predict_table(rows)
-        models.predict_seconds[(name, version)] = time.perf_counter() - began
+        predicted = model.predict_online(response, indices)
+        result.seconds[version] = seconds = time.perf_counter() - began
+        models.timed(name, version, seconds)
         result.arrays[version] = predicted
         values = predicted.tolist()
         if indices is None:
@@ -333,8 +355,9 @@ def _predict(
     if shadow is not None:
         try:
             began = time.perf_counter()
-            shadowed = models.loaded(name, shadow).predict_table(table)
-            models.predict_seconds[(name, shadow)] = time.perf_counter() - began
+            shadowed = models.loaded(name, shadow).predict_online(response)
+            result.seconds[-shadow] = seconds = time.perf_counter() - began
+            models.timed(name, shadow, seconds)
             result.shadow = shadowed.tolist()
             result.arrays[-shadow] = shadowed
         except Exception as exc:  # the shadow never fails the request: counted and logged
@@ -354,25 +377,20 @@ def _observe(
     result: Prediction | None,
 ) -> None:
     metrics = server.metrics
+    if result is not None:
+        for version, predict_seconds in result.seconds.items():  # a shadow's is -version
+            metrics.observe_predict(name, abs(version), predict_seconds)
     for version, arm in dict.fromkeys(zip(versions, arms, strict=True)):
         metrics.observe_model(name, version, arm, code, seconds)
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
             server.models.watch.observe(name, route, code == 500, seconds)
         if result is not None and (values := result.arrays.get(version)) is not None:
-            _histogram(server, name, version, arm, values)
+            metrics.observe_predictions(name, version, arm, values)
     if result is not None and route is not None and (shadow := shadow_version(route)):
         code = 500 if result.shadow_error else 200
         metrics.model_requests.labels(name, str(shadow), SHADOW_ARM, str(code)).inc()
         if (values := result.arrays.get(-shadow)) is not None:
-            _histogram(server, name, shadow, SHADOW_ARM, values)
-
-
-def _histogram(server: Server, name: str, version: int, arm: str, values: np.ndarray) -> None:
-    if values.dtype.kind in "iufb" and len(values):
-        numbers = values.astype(np.float64)
-        server.metrics.predictions.labels(name, str(version), arm).observe_many(
-            numbers[np.isfinite(numbers)]
-        )
+            metrics.observe_predictions(name, shadow, SHADOW_ARM, values)
 
 
 def _refused(

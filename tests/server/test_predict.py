@@ -323,6 +323,8 @@ def test_predict_metrics(client: TestClient) -> None:
     assert f"featurehub_model_requests_total{{{labels}}}" in text
     assert 'featurehub_model_requests_total{arm="pinned",code="500"' in text
     assert 'featurehub_model_request_seconds_bucket{arm="production"' in text
+    # the model's own predict, once per request that it answered
+    assert 'featurehub_model_predict_seconds_count{model="driver_model",version="1"} 1.0' in text
     assert (
         'featurehub_model_predictions_count{arm="production",model="driver_model",version="1"} 3.0'
         in text
