@@ -11,7 +11,8 @@ holder is seen at the next poll rather than after this scheduler's own longest r
 jobs share across threads is safe to share: the registry (a SQLAlchemy pool; SQLite waits
 for its write lock), leases (one holder per store, a heartbeat thread per hold), the stores
 (a DuckDB connection per run, an offline folder per view, a SQLite connection per thread, a
-Redis connection pool) and the alert queues (tests/scheduler/test_parallel.py).
+Redis connection pool) and the alert queues (docs/scheduler.md, "Threads"; tests in
+tests/scheduler/test_parallel*.py).
 
 A failed run is retried with exponential backoff (tenacity) up to `max_attempts`; then the
 job is reported failing (logged; its failed run is in the registry, where `featurehub
