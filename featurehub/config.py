@@ -261,6 +261,9 @@ class SchedulerConfig(_Section):
     max_attempts: int = Field(default=3, ge=1)
     retry_wait_seconds: Seconds = 5.0
     retry_max_wait_seconds: Seconds = 300.0
+    # Jobs (views, monitors) one scheduler runs at once, each on its own thread; the loop
+    # keeps polling meanwhile, so a dead scheduler's views are taken over while this one's run.
+    max_parallel: int = Field(default=4, ge=1, le=64)
 
 
 class ServerConfig(_Section):

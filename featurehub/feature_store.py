@@ -87,6 +87,10 @@ class FeatureStore:
         self._alerts_lock = threading.Lock()
         self._checked_at = 0.0
         self._leases: Leases | None = None
+        # The registry, leases and stores are built at first use, which may be on several
+        # threads at once (the scheduler's jobs): each must be built once, or two threads
+        # would hold leases as two holders. Re-entrant: the offline store needs the registry.
+        self._parts_lock = threading.RLock()
 
     @property
     def project(self) -> str:
@@ -98,17 +102,19 @@ class FeatureStore:
 
     @property
     def registry(self) -> SqlRegistry:
-        if self._registry is None:
-            self._registry = SqlRegistry(self.config.registry_url)
-        return self._registry
+        with self._parts_lock:
+            if self._registry is None:
+                self._registry = SqlRegistry(self.config.registry_url)
+            return self._registry
 
     @property
     def leases(self) -> Leases:
         """The project's leases, held as this store (one holder per store)."""
-        if self._leases is None:
-            seconds = self.config.scheduler.lease_seconds
-            self._leases = self.registry.leases(self.project, seconds)
-        return self._leases
+        with self._parts_lock:
+            if self._leases is None:
+                seconds = self.config.scheduler.lease_seconds
+                self._leases = self.registry.leases(self.project, seconds)
+            return self._leases
 
     def close(self) -> None:
         """Release the stores; first commit what the serving log holds (nothing is lost) and
@@ -334,9 +340,10 @@ class FeatureStore:
 
     @property
     def online_store(self) -> OnlineStore:
-        if self._online is None:
-            self._online = online_store_for(self.config)
-        return self._online
+        with self._parts_lock:
+            if self._online is None:
+                self._online = online_store_for(self.config)
+            return self._online
 
     def get_online_features(
         self,
@@ -391,11 +398,11 @@ class FeatureStore:
 
     @property
     def offline_store(self) -> ParquetOfflineStore:
-        if self._offline is None:
-            self._offline = ParquetOfflineStore(
-                self.config.offline_root, self.project, self.registry.offline_commits(self.project)
-            )
-        return self._offline
+        with self._parts_lock:
+            if self._offline is None:
+                commits = self.registry.offline_commits(self.project)
+                self._offline = ParquetOfflineStore(self.config.offline_root, self.project, commits)
+            return self._offline
 
     def get_historical_features(
         self,

@@ -18,6 +18,7 @@ def test_defaults_are_embedded_and_repo_relative(tmp_path: Path) -> None:
     assert config.online_store_url == f"sqlite:///{tmp_path.resolve() / 'data/online.db'}"
     assert config.offline_root == tmp_path.resolve() / "data/offline"
     assert config.engine.type == "local"
+    assert config.scheduler.max_parallel == 4  # as docs/scheduler.md says
 
 
 def test_shorthands_and_sections(tmp_path: Path) -> None:
@@ -79,6 +80,8 @@ def test_not_a_repo(tmp_path: Path) -> None:
         ("project: bad-name\n", "project: Value error"),
         ("project: p\nengine: flink\n", "engine.type"),
         ("project: p\nonline_store:\n  urll: x\n", "online_store.urll: Extra inputs"),
+        ("project: p\nscheduler:\n  max_parallel: 0\n", "scheduler.max_parallel: Input"),
+        ("project: p\nscheduler:\n  max_parallel: 1000\n", "scheduler.max_parallel: Input"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:

@@ -6,9 +6,11 @@ rather than one per view because applying or changing a view then needs no DDL (
 write lock and invalidates every connection's prepared statements), `delete_view` is a DELETE,
 and the value format is the one the Redis store uses.
 
-WAL mode lets readers run beside a writer; each thread gets its own connection. Writers wait up
-to BUSY_TIMEOUT_SECONDS for each other. `synchronous=NORMAL`: a power loss may drop the last
-commits, which re-running materialization restores.
+WAL mode lets readers run beside a writer; each thread gets its own connection, closed once
+the thread is gone (engines write from short-lived threads: a long-running scheduler would
+otherwise keep one open file per run). Writers wait up to BUSY_TIMEOUT_SECONDS for each
+other. `synchronous=NORMAL`: a power loss may drop the last commits, which re-running
+materialization restores.
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ class SQLiteOnlineStore(OnlineStore):
                     "check the path in online_store.url and the permissions of its parents"
                 ) from exc
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Every connection opened, with the thread it is for (closed when that one ends).
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
         # ":memory:" is private to one connection: then all threads share it, serialized.
         self._lock = threading.Lock()
         self._layouts = LayoutCache()
@@ -189,8 +193,8 @@ class SQLiteOnlineStore(OnlineStore):
             self._connection().execute("SELECT 1 FROM online_rows LIMIT 1").fetchall()
 
     def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
+        with self._lock, self._connections_lock:
+            for _, connection in self._connections:
                 connection.close()
             self._connections.clear()
             self._local = threading.local()
@@ -199,8 +203,20 @@ class SQLiteOnlineStore(OnlineStore):
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
             return connection
-        if self._memory and self._connections:
-            return self._connections[0]
+        with self._connections_lock:
+            if self._memory and self._connections:
+                return self._connections[0][1]
+            connection = self._connect()
+            if not self._memory:  # the one ":memory:" connection is the data: never closed
+                ended = [entry for entry in self._connections if not entry[0].is_alive()]
+                for entry in ended:
+                    entry[1].close()
+                    self._connections.remove(entry)
+            self._connections.append((threading.current_thread(), connection))
+        self._local.connection = connection
+        return connection
+
+    def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT_SECONDS,
@@ -210,8 +226,6 @@ class SQLiteOnlineStore(OnlineStore):
         if not self._memory:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-        self._local.connection = connection
-        self._connections.append(connection)
         return connection
 
     @contextmanager

@@ -69,8 +69,10 @@ def view_lease(view: str) -> str:
 class Leases:
     """The leases of one project, taken as one holder (this object: a token, the host and pid).
 
-    `hold` is re-entrant for the same holder, so a scheduler holding a view's lease can call
-    `store.materialize_incremental`, which holds it too, without releasing it early.
+    `hold` is re-entrant for the thread holding a lease, so a scheduler's job holding a
+    view's lease can call `store.materialize_incremental`, which holds it too, without
+    releasing it early. Another thread of this process (the scheduler runs jobs on several)
+    is refused as another process is: one run of a view at a time holds within a process too.
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class Leases:
         self._project = project
         self.seconds = seconds
         self.holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._depth: dict[str, int] = {}
+        self._held: dict[str, tuple[int, int]] = {}  # name -> (holding thread, depth of holds)
         self._lock = threading.Lock()
         self.lost: set[str] = set()  # held names another process took (renewal refused)
 
@@ -194,33 +196,41 @@ class Leases:
     @contextmanager
     def hold(self, names: Sequence[str]) -> Iterator[None]:
         """Hold every lease in `names` while the block runs, renewing them; LeaseHeld (and
-        none kept) when another process holds one."""
-        taken: list[str] = []
-        fresh: list[str] = []  # taken here, not already held by an outer `hold`
+        none kept) when another process, or another thread of this one, holds one."""
+        me = threading.get_ident()
+        taken: list[str] = []  # counted in `_held` by this call
+        fresh: list[str] = []  # taken in the registry here, not already held by an outer `hold`
         try:
             for name in sorted(set(names)):  # one order everywhere: no two wait on each other
-                if self._depth.get(name, 0) == 0:
+                with self._lock:
+                    thread, depth = self._held.get(name, (me, 0))
+                    if thread != me:
+                        raise LeaseHeld(
+                            f"another run of {_subject(name)!r} is in progress in this process "
+                            f"(pid {os.getpid()}, another thread): wait for it to finish"
+                        )
+                    self._held[name] = (me, depth + 1)
+                taken.append(name)
+                if depth == 0:
                     other = self.try_acquire(name)
                     if other is not None:
                         raise LeaseHeld(
-                            f"another run of {name.split(':', 1)[-1]!r} is in progress: "
+                            f"another run of {_subject(name)!r} is in progress: "
                             f"{other.describe()}. Wait for it to finish (a killed holder's "
                             f"lease expires within {self.seconds:.0f}s), then re-run"
                         )
                     fresh.append(name)
-                with self._lock:
-                    self._depth[name] = self._depth.get(name, 0) + 1
-                taken.append(name)
             with self._renewing(fresh):
                 yield
         finally:
             for name in taken:
                 with self._lock:
-                    self._depth[name] -= 1
-                    last = self._depth[name] == 0
-                    if last:
-                        del self._depth[name]
-                if last:
+                    thread, depth = self._held[name]
+                    if depth == 1:
+                        del self._held[name]
+                    else:
+                        self._held[name] = (thread, depth - 1)
+                if name in fresh:  # the outermost hold, which took it
                     self.release(name)
 
     @contextmanager
@@ -244,6 +254,11 @@ class Leases:
         finally:
             stop.set()
             thread.join()
+
+
+def _subject(name: str) -> str:
+    """What a lease is for: `view:stats` -> `stats`."""
+    return name.split(":", 1)[-1]
 
 
 def _lease(row: sa.RowMapping) -> Lease:

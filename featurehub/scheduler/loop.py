@@ -5,10 +5,19 @@ at a time, renewed while it runs, expiring if its holder dies), and what is due 
 the lease is held, so no job runs twice at once and a dead scheduler's jobs are taken over
 by another within the lease time.
 
+Jobs run on a pool of `max_parallel` threads, and the loop goes on polling while they run:
+a pass submits every job not already running in this process, so a lease freed by a dead
+holder is seen at the next poll rather than after this scheduler's own longest run. What
+jobs share across threads is safe to share: the registry (a SQLAlchemy pool; SQLite waits
+for its write lock), leases (one holder per store, a heartbeat thread per hold), the stores
+(a DuckDB connection per run, an offline folder per view, a SQLite connection per thread, a
+Redis connection pool) and the alert queues (docs/scheduler.md, "Threads"; tests in
+tests/scheduler/test_parallel*.py).
+
 A failed run is retried with exponential backoff (tenacity) up to `max_attempts`; then the
 job is reported failing (logged; its failed run is in the registry, where `featurehub
-status` shows it) and left until its next due tick. A stop (SIGTERM) lets the running job
-finish, then the loop returns; backoff waits are cut short.
+status` shows it) and left until its next due tick. A stop (SIGTERM) lets the running jobs
+finish their current run, starts no other, then the loop returns; backoff waits are cut short.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,7 +66,8 @@ def _utcnow() -> datetime:
 
 
 class Scheduler:
-    """Runs a store's jobs when due; `run_once(at)` for one pass, `run_forever()` to loop."""
+    """Runs a store's jobs when due, `max_parallel` at once at most; `run_once(at)` for one
+    pass, `run_forever()` to loop."""
 
     def __init__(
         self,
@@ -74,33 +85,34 @@ class Scheduler:
         self.clock = clock
         self.config = store.config.scheduler
         self.stopping = threading.Event()
+        self._wake = threading.Event()  # set by a stop, or by a job that ran: look again now
+        self._lock = threading.Lock()  # `failing` and `_resting_until`: job threads write them
         self.failing: dict[str, str] = {}  # job name -> its last error, until it succeeds
         self._resting_until: dict[str, datetime] = {}  # a failing job waits for its next tick
-        self._stale: set[str] = set()  # views whose stale episode was alerted
+        self._stale: set[str] = set()  # views whose stale episode was alerted (loop thread)
 
     def stop(self) -> None:
-        """Finish the running job, start no other (a SIGTERM handler calls this)."""
+        """Let the running jobs finish their current run, start no other (a SIGTERM handler
+        calls this)."""
         self.stopping.set()
+        self._wake.set()
 
     def jobs(self) -> list[Job]:
         return [job for source in self.job_sources for job in source(self.store, self.engine)]
 
     def run_once(self, now: datetime | None = None) -> list[JobOutcome]:
-        """One pass: each job due at `now` (default: the clock) runs, under its lease."""
+        """One pass: each job due at `now` (default: the clock) runs under its lease,
+        `max_parallel` at once; returns once all are done, their outcomes in job order."""
         moment = now or self.clock()
-        outcomes = []
-        for job in self.jobs():
-            if self.stopping.is_set():
-                outcomes.append(JobOutcome(job.name, "stopped"))
-                continue
-            try:
-                outcomes.append(self._run_job(job, moment))
-            except Exception as exc:  # the registry unreachable, say: the next pass retries
-                log.error("%s could not be scheduled: %s: %s", job.name, type(exc).__name__, exc)
-                outcomes.append(JobOutcome(job.name, "failed", f"{type(exc).__name__}: {exc}"))
-        self._alert_stale(moment)
-        self._touch_health()
+        with self._pool() as pool:
+            futures = [pool.submit(self._run_guarded, job, moment) for job in self.jobs()]
+            outcomes = [future.result() for future in futures]  # _run_guarded never raises
+        self._after_pass(moment)
         return outcomes
+
+    def _after_pass(self, now: datetime) -> None:
+        self._alert_stale(now)
+        self._touch_health()
 
     def _alert_stale(self, now: datetime) -> None:
         """`view_stale` once when a view becomes stale (past its freshness bound), again only
@@ -133,21 +145,60 @@ class Scheduler:
             )
 
     def run_forever(self) -> None:
-        """Pass after pass until stopped: sleeps until the next tick, `poll_seconds` at most."""
-        log.info("scheduler %s started", self.store.leases.holder)
-        while not self.stopping.is_set():
-            try:
-                self.run_once()
-                wait = self._seconds_to_next_tick()
-            except Exception as exc:  # reading the jobs failed (registry down): try again
-                log.error("scheduler pass failed: %s: %s", type(exc).__name__, exc)
-                wait = self.config.poll_seconds
-            self.stopping.wait(wait)
-        log.info("scheduler %s stopped", self.store.leases.holder)
+        """Pass after pass until stopped. A pass hands each job not running here to the pool
+        (where it waits for a free thread, then takes its lease and runs what is due); then
+        the loop sleeps until the next tick, `poll_seconds` at most, or until a job ran (a
+        tick may have passed during its run). It never waits for a run to end, so a lease
+        freed by a dead scheduler is seen within `poll_seconds`. Stopped, it waits for the
+        running jobs, which finish their current run and start no other."""
+        holder = self.store.leases.holder
+        log.info("scheduler %s started (%d jobs at once)", holder, self.config.max_parallel)
+        running: dict[str, Future[JobOutcome]] = {}  # submitted, by job name: never twice
+        with self._pool() as pool:
+            while not self.stopping.is_set():
+                try:
+                    jobs = self.jobs()
+                    for job in jobs:
+                        if job.name not in running:
+                            running[job.name] = pool.submit(self._run_guarded, job, None)
+                            running[job.name].add_done_callback(self._wake_if_ran)
+                    now = self.clock()
+                    self._after_pass(now)
+                    wait = self._seconds_to_next_tick(jobs, now)
+                except Exception as exc:  # reading the jobs failed (registry down): try again
+                    log.error("scheduler pass failed: %s: %s", type(exc).__name__, exc)
+                    wait = self.config.poll_seconds
+                self._wake.wait(wait)
+                self._wake.clear()
+                for name in [name for name, future in running.items() if future.done()]:
+                    del running[name]
+        log.info("scheduler %s stopped", holder)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.config.max_parallel, thread_name_prefix="featurehub-job")
+
+    def _wake_if_ran(self, future: Future[JobOutcome]) -> None:
+        if not future.cancelled() and future.result().status == "ran":
+            self._wake.set()
+
+    def _run_guarded(self, job: Job, now: datetime | None) -> JobOutcome:
+        """A job on a pool thread, at `now` (None: the clock once a thread is free). Never
+        raises: an error outside the job's runs (the registry unreachable) is its outcome,
+        and the next pass tries it again."""
+        if self.stopping.is_set():
+            return JobOutcome(job.name, "stopped")
+        try:
+            return self._run_job(job, now or self.clock())
+        except Exception as exc:
+            log.error("%s could not be scheduled: %s: %s", job.name, type(exc).__name__, exc)
+            return JobOutcome(job.name, "failed", f"{type(exc).__name__}: {exc}")
 
     def _run_job(self, job: Job, now: datetime) -> JobOutcome:
-        if now < self._resting_until.get(job.name, now):
-            return JobOutcome(job.name, "failing", self.failing.get(job.name, ""))
+        with self._lock:
+            resting_until = self._resting_until.get(job.name, now)
+            error = self.failing.get(job.name, "")
+        if now < resting_until:
+            return JobOutcome(job.name, "failing", error)
         try:
             with self.store.leases.hold([job.name]):
                 ends = job.due(now)
@@ -161,10 +212,11 @@ class Scheduler:
                         if job.name in self.store.leases.lost:  # another scheduler runs it
                             return JobOutcome(job.name, "held", str(exc), done)
                         error = f"{type(exc).__name__}: {exc}"
-                        self.failing[job.name] = error
                         rest = job.next_tick(now)
-                        if rest is not None:
-                            self._resting_until[job.name] = rest
+                        with self._lock:
+                            self.failing[job.name] = error
+                            if rest is not None:
+                                self._resting_until[job.name] = rest
                         log.error(
                             "%s failed %d time(s), left until its next tick: %s",
                             job.name,
@@ -175,8 +227,9 @@ class Scheduler:
                         if event is not None:
                             self.store.alerts.emit(event)
                         return JobOutcome(job.name, "failed", error, done)
-                    self.failing.pop(job.name, None)
-                    self._resting_until.pop(job.name, None)
+                    with self._lock:
+                        self.failing.pop(job.name, None)
+                        self._resting_until.pop(job.name, None)
                     log.info("%s %s", job.name, detail)
                     done.append(end)
                 if not done:
@@ -210,9 +263,8 @@ class Scheduler:
     def _backoff(self, seconds: float) -> None:
         self.stopping.wait(seconds)  # a stop cuts a backoff wait short
 
-    def _seconds_to_next_tick(self) -> float:
-        now = self.clock()
-        ticks = [tick for job in self.jobs() if (tick := job.next_tick(now)) is not None]
+    def _seconds_to_next_tick(self, jobs: Sequence[Job], now: datetime) -> float:
+        ticks = [tick for job in jobs if (tick := job.next_tick(now)) is not None]
         wait = self.config.poll_seconds
         if ticks:
             wait = min(wait, (min(ticks) - now).total_seconds())
@@ -220,14 +272,17 @@ class Scheduler:
 
     def _touch_health(self) -> None:
         """Write the liveness file a container healthcheck reads: its age says the loop
-        is alive (it is rewritten after every pass), its content what is failing."""
+        is alive (it is rewritten after every pass, every `poll_seconds` at most, while jobs
+        run too), its content what is failing."""
         if self.health_file is None:
             return
+        with self._lock:
+            failing = dict(self.failing)
         state = {
             "pid": os.getpid(),
             "holder": self.store.leases.holder,
             "at": self.clock().isoformat(),
-            "failing": self.failing,
+            "failing": failing,
         }
         partial = self.health_file.with_name(self.health_file.name + ".tmp")
         partial.write_text(json.dumps(state, indent=2))

@@ -77,6 +77,44 @@ def test_reads_from_many_threads(tmp_path: Path) -> None:
     store.close()
 
 
+def _open_files(path: Path) -> int:
+    """How many of this process's file descriptors point at `path`."""
+    descriptors = Path("/proc/self/fd")
+    found = 0
+    for descriptor in descriptors.iterdir():
+        try:
+            found += descriptor.readlink() == path
+        except OSError:  # closed since listed
+            continue
+    return found
+
+
+def test_a_thread_that_ended_leaves_no_connection_open(tmp_path: Path) -> None:
+    """Engines write from short-lived threads (one per run): a long-running scheduler must
+    not keep a connection per run it ever did."""
+    path = (tmp_path / "online.db").resolve()
+    store = SQLiteOnlineStore(path, "p")
+
+    def write(value: int) -> None:
+        store.write(VIEW, make_rows(VIEW, [{"driver_id": 1, "value": value}]))
+
+    def threads_write(values: range) -> int:
+        for value in values:
+            thread = threading.Thread(target=write, args=(value,))
+            thread.start()
+            thread.join()
+        return _open_files(path)
+
+    # SQLite may keep a closed connection's descriptor for its next open: a few, not one
+    # per thread.
+    after_ten = threads_write(range(10))
+    assert threads_write(range(10, 40)) <= after_ten <= 4
+    (row,) = store.read(VIEW, [(1,)], ["value"])
+    assert row is not None and row.values == {"value": 39}
+    store.close()
+    assert _open_files(path) == 0
+
+
 def test_memory_database_is_shared_by_threads() -> None:
     store = SQLiteOnlineStore(":memory:", "p")
     thread = threading.Thread(

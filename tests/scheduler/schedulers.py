@@ -46,15 +46,16 @@ def this_hour() -> datetime:
     return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def arrivals(hours: int) -> pa.Table:
-    """ROWS rows, one per driver, that arrived (created) over the `hours` before this hour."""
+def arrivals(hours: int, drivers: int = ROWS) -> pa.Table:
+    """ROWS rows, one per driver (or ROWS / `drivers` each), that arrived (created) over the
+    `hours` before this hour."""
     rng = np.random.default_rng(7)
     end = np.datetime64(this_hour().replace(tzinfo=None), "us")
     created = end - rng.integers(1, hours * 3_600_000_000, ROWS).astype("timedelta64[us]")
     ts = pa.timestamp("us", tz="UTC")
     return pa.table(
         {
-            "driver_id": pa.array(np.arange(ROWS), pa.int64()),
+            "driver_id": pa.array(np.arange(ROWS) % drivers, pa.int64()),
             "event_timestamp": pa.array(created - np.timedelta64(300_000_000, "us"), ts),
             "created": pa.array(created, ts),
             "conv_rate": rng.random(ROWS),
@@ -72,13 +73,15 @@ def scheduled_repo(
     hours: int,
     catchup: str = "all",
     lease_seconds: float = 3.0,
+    max_parallel: int = 4,
+    data: pa.Table | None = None,
 ) -> Path:
     defs = HEADER + "".join(VIEW.format(name=name, catchup=catchup) for name in views)
     project = f"sched_{uuid.uuid4().hex[:10]}"
     path = make_repo(
         root,
         files={"defs.py": defs},
-        data={"drivers": arrivals(hours)},
+        data={"drivers": arrivals(hours) if data is None else data},
         project=project,
         registry=registry_url,
     )
@@ -90,6 +93,7 @@ def scheduled_repo(
             "  poll_seconds: 0.5\n"
             "  max_attempts: 2\n"
             "  retry_wait_seconds: 0.1\n"
+            f"  max_parallel: {max_parallel}\n"
         )
     return path
 
