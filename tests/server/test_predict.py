@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -458,6 +459,54 @@ def test_unused_versions_are_unloaded_and_loaded_again_checked(tmp_path: Path) -
         again = predict(client, KNOWN, version=2)
         assert again.status_code == 200 and again.json()["predictions"] == expected(store, 2, KNOWN)
         assert models.cached(MODEL, 2) is not old
+
+
+# Version 4 of the in-flight test: once `hold` exists, predict waits until `release` does.
+HELD = """
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+class Held:
+    def predict(self, features: pd.DataFrame):
+        if Path({hold!r}).exists():
+            Path({entered!r}).touch()
+            while not Path({release!r}).exists():
+                time.sleep(0.01)
+        return features["trips_today"].fillna(0).to_numpy()
+"""
+
+
+def test_an_unload_never_breaks_a_request_in_flight(tmp_path: Path) -> None:
+    repo = build(tmp_path / "repo", "models:\n  keep_unused_seconds: 0.01\n")
+    hold, entered, release = (tmp_path / name for name in ("hold", "entered", "release"))
+    (repo / "held.py").write_text(
+        textwrap.dedent(HELD.format(hold=str(hold), entered=str(entered), release=str(release)))
+    )
+    options = {"feature_service": "driver_service", "training_dataset": "train"}
+    with FeatureStore(repo) as store, TestClient(create_app(store, server_config())) as client:
+        store.models.register(MODEL, "held:Held", flavor="pyfunc", **options)  # version 4
+        models = client.app.state.server.models  # type: ignore[attr-defined]
+        assert predict(client, KNOWN, version=4).status_code == 200
+        hold.touch()
+        answers: list[Any] = []
+        request = threading.Thread(target=lambda: answers.append(predict(client, KNOWN, version=4)))
+        request.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not entered.exists():
+                assert time.monotonic() < deadline, "the request did not reach the model"
+                time.sleep(0.01)
+            time.sleep(0.05)  # longer than keep_unused_seconds
+            refresh(client)
+            assert models.cached(MODEL, 4) is None  # unloaded while the request predicts
+        finally:
+            release.touch()
+            request.join(30)
+        assert answers[0].status_code == 200, answers[0].text
+        assert answers[0].json()["predictions"] == [3, 7, 11]
 
 
 def test_a_missing_version_is_remembered_until_the_next_registry_read(
