@@ -246,6 +246,10 @@ class ModelsConfig(_Section):
     # ("mypackage.MyTransformer"): loaded only when listed here.
     trusted_types: list[str] = Field(default_factory=list)
     canary: CanaryBounds = Field(default_factory=CanaryBounds)
+    # A feature server unloads a version that no traffic route names (production, canary,
+    # shadow, A/B) and that no pinned request used for this long, at a registry refresh: a
+    # long-running server that sees many promotions keeps only what it serves.
+    keep_unused_seconds: Seconds = 600.0
 
 
 class SchedulerConfig(_Section):

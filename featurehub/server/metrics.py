@@ -265,6 +265,13 @@ class ServerMetrics:
             ["model", "version"],
             registry=r,
         )
+        self.canary_fallbacks = Counter(
+            "featurehub_model_canary_fallbacks",
+            "Entity rows a canary failed on that the production version answered instead (the "
+            "failure also counts as a canary 500 in featurehub_model_requests_total).",
+            ["model", "version"],
+            registry=r,
+        )
         self.not_found = self.values.labels("not_found")
         self.expired = self.values.labels("expired")
         self._request_children: dict[tuple[str, str, int], Any] = {}

@@ -8,10 +8,20 @@ the background, so a policy change reaches a running server within
 an in-flight request finishes on its versions even if the policy changes meanwhile.
 
 Models are loaded once per version (`store.models.load`, which checks the artifact's
-sha256) and kept. A model typically faster than `INLINE_SECONDS` predicts on the event loop;
-a slower one in a worker thread, so that it does not hold the loop the feature endpoint runs
-on. The model is given the look-up's values as a matrix when it takes one
-(`LoadedModel.predict_online`): no DataFrame or Arrow table is built per request.
+sha256) and kept while a route names them or a pinned request used them within
+`models.keep_unused_seconds`; the rest are unloaded at a registry refresh. A request holds
+the `LoadedModel`s it started with, so an unload never breaks one. A pinned version the
+registry does not hold is remembered as missing until the next refresh, so `{"version": 999}`
+costs no registry query per request. A model typically faster than `INLINE_SECONDS` predicts
+on the event loop; a slower one in a worker thread, so that it does not hold the loop the
+feature endpoint runs on. The model is given the look-up's values as a matrix when it takes
+one (`LoadedModel.predict_online`): no DataFrame or Arrow table is built per request.
+
+A failing canary (its predict raises, or its artifact cannot be loaded) does not fail the
+request: production answers its rows, which the answer and the serving log then give as
+production's, while the failure counts as a canary error in /metrics and in the canary's
+rollback window. An A/B arm b does not fall back (an experiment's arm must not silently
+become the other), nor does a pinned version; a failing shadow never touches the answer.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import statistics
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +43,17 @@ from featurehub.config import CanaryBounds
 from featurehub.definitions.names import check_name
 from featurehub.errors import DefinitionError, FeaturehubError, NotFoundError
 from featurehub.models.loaded import LoadedModel, ModelPredictError
-from featurehub.models.traffic import CANARY_ARM, PINNED, SHADOW_ARM, assign, shadow_version
+from featurehub.models.traffic import (
+    CANARY_ARM,
+    PINNED,
+    PRODUCTION,
+    SHADOW_ARM,
+    assign,
+    shadow_version,
+)
 from featurehub.monitoring.log_format import ModelServed, ServedAnswer, answer_body
 from featurehub.online.lookup import OnlineResponse
-from featurehub.registry.models import ModelError
+from featurehub.registry.models import ModelError, ModelNotFoundError
 from featurehub.registry.traffic import CANARY, Route, TrafficPolicy
 from featurehub.server import response as response_body
 from featurehub.server.request import (
@@ -64,6 +82,10 @@ INLINE_SECONDS = 0.002
 RECENT_PREDICTS = 7  # a version's typical predict: the median of its last 7
 MAX_VERSION = 2**31 - 1  # the registry's integer column
 ROLLBACK_ACTOR = "featurehub-server"
+# Pinned versions remembered as missing until the next registry refresh, at most: beyond it
+# a missing version is looked up each time (a client cycling made-up names costs queries,
+# not memory).
+MAX_MISSING = 10_000
 
 
 class Models:
@@ -79,12 +101,57 @@ class Models:
         # the next requests to a thread.
         self._recent: dict[tuple[str, int], deque[float]] = {}
         self.predict_seconds: dict[tuple[str, int], float] = {}
+        # When each loaded version was last named by a route (stamped at each refresh) or
+        # used by a pinned request: what `unload_unused` compares with keep_unused_seconds.
+        self.last_used: dict[tuple[str, int], float] = {}
+        self.keep_unused_seconds = server.store.config.models.keep_unused_seconds
+        # (name, version) -> the 404 message, for pinned versions the registry did not hold
+        # at their first request since the last refresh (a new dict at each refresh).
+        self._missing: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
         self.watch = CanaryWatch(server, self, server.store.config.models.canary)
 
     def refresh(self) -> None:
-        """Read every model's route (called by the snapshot's refresher thread)."""
-        self.routes = self.registry.traffic_catalog.routes()
+        """Read every model's route, forget the missing versions (one registered since is
+        found at its next request), unload the unused ones (called by the snapshot's
+        refresher thread)."""
+        routes = self.registry.traffic_catalog.routes()
+        self.routes = routes
+        self._missing = {}
+        self.unload_unused(routes, time.monotonic())
+
+    def unload_unused(self, routes: dict[str, Route], now: float) -> None:
+        """Drop the loaded versions no route names and no pinned request used within
+        `keep_unused_seconds`. Requests in flight hold their `LoadedModel`; a version asked
+        for again is loaded again (its sha256 checked again)."""
+        named = {
+            (name, version)
+            for name, route in routes.items()
+            for version in (route.production, route.policy.version)
+            if version is not None
+        }
+        for key in list(self._loaded):
+            if key in named:
+                self.last_used[key] = now
+            elif now - self.last_used.get(key, now) >= self.keep_unused_seconds:
+                self._loaded.pop(key, None)
+                self.last_used.pop(key, None)
+                self._recent.pop(key, None)
+                self.predict_seconds.pop(key, None)  # its next first predict: in a thread
+                log.info(
+                    "unloaded model %s version %s: no traffic route names it and no request "
+                    "used it for models.keep_unused_seconds (%gs)",
+                    *key,
+                    self.keep_unused_seconds,
+                )
+
+    def used(self, name: str, version: int) -> None:
+        """A pinned request used the version (routed ones are stamped at each refresh)."""
+        self.last_used[(name, version)] = time.monotonic()
+
+    def missing(self, name: str, version: int) -> str | None:
+        """The 404 message of a version the registry did not hold since the last refresh."""
+        return self._missing.get((name, version))
 
     def timed(self, name: str, version: int, seconds: float) -> None:
         """One predict's seconds (on the loop or in a worker thread)."""
@@ -95,7 +162,7 @@ class Models:
         recent.append(seconds)
         self.predict_seconds[key] = statistics.median(list(recent))
 
-    def inline(self, name: str, versions: set[int]) -> bool:
+    def inline(self, name: str, versions: Iterable[int]) -> bool:
         """Whether every version typically predicts in under `INLINE_SECONDS` (a version
         not measured yet does not: its first predict runs in a thread)."""
         seconds = self.predict_seconds
@@ -105,14 +172,28 @@ class Models:
         return self._loaded.get((name, version))
 
     def loaded(self, name: str, version: int) -> LoadedModel:
-        """The version, loaded on first use (artifact checked then) and kept."""
-        model = self._loaded.get((name, version))
+        """The version, loaded on first use (artifact checked then) and kept; a version the
+        registry does not hold is remembered as missing until the next refresh."""
+        key = (name, version)
+        model = self._loaded.get(key)
         if model is None:
+            missing = self._missing  # a refresh meanwhile replaces it: no stale entry then
             with self._lock:  # one load per version, however many requests wait for it
-                model = self._loaded.get((name, version))
+                model = self._loaded.get(key)
                 if model is None:
-                    model = self.registry.load(f"{name}:{version}")
-                    self._loaded[(name, version)] = model
+                    try:
+                        model = self.registry.load(f"{name}:{version}")
+                    except ModelNotFoundError as exc:
+                        message = (
+                            f"{exc} (as of the server's last registry read: a version "
+                            "registered since is served after the next one, within "
+                            "registry.refresh_seconds, or at once on SIGHUP)"
+                        )
+                        if len(missing) < MAX_MISSING:
+                            missing[key] = message
+                        raise ModelNotFoundError(message) from None
+                    self.last_used[key] = time.monotonic()
+                    self._loaded[key] = model
         return model
 
 
@@ -191,13 +272,34 @@ class CanaryWatch:
 
 
 @dataclass
+class Routing:
+    """Who answers a request's rows: each row's version and arm, the canary whose rows
+    production answers if it fails (None: no canary, or a pinned request), the shadow, and
+    the versions loaded for it (held by the request: an unload does not reach them) or why
+    one could not be (a canary's or shadow's; anyone else's fails the request)."""
+
+    versions: list[int]
+    arms: list[str]
+    production: int | None
+    canary: int | None
+    shadow: int | None
+    loaded: dict[int, LoadedModel]
+    unavailable: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
 class Prediction:
-    """Predictions per row; per version (the shadow's as -version) its predictions and its
+    """Predictions per row, and the version and arm that answered each (a failed canary's
+    rows are production's); per version (the shadow's as -version) its predictions and its
     predict's seconds (observed in the metrics on the loop, as the worker thread may not)."""
 
     values: list[Any]
+    versions: list[int]
+    arms: list[str]
     shadow: list[Any] | None = None
     shadow_error: str | None = None
+    canary_error: str | None = None  # the canary failed: production answered its rows
+    fallen_back: int = 0  # how many rows
     arrays: dict[int, np.ndarray] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
 
@@ -253,19 +355,29 @@ async def predict(
         rows = entity_rows(payload["entities"], resolved, server.config.max_entities)
         response = server.online_lookup(resolved, rows)
         if pinned is not None:
+            models.used(name, pinned)
             versions, arms = [pinned] * len(rows), [PINNED] * len(rows)
-            shadow = None
+            routing = Routing(versions, arms, None, None, None, {pinned: model})
         else:
             assert route is not None
             versions, arms = assign(name, route, [list(row.values()) for row in rows])
-            shadow = shadow_version(route)
-        needed = {*versions, shadow} if shadow else set(versions)
-        for version in needed:
-            await _loaded(models, name, version)
+            routing = await _routing(models, name, route, versions, arms, model)
+        needed = routing.loaded.keys()
         if models.inline(name, needed):
-            result = _predict(models, name, response, versions, shadow)
+            result = _predict(name, response, routing, models)
         else:
-            result = await run_in_threadpool(_predict, models, name, response, versions, shadow)
+            result = await run_in_threadpool(_predict, name, response, routing, models)
+        versions, arms = result.versions, result.arms
+        if result.canary_error is not None:
+            log.warning(
+                "canary version %s of %s failed (request_id %s); production answered its "
+                "rows (%d) instead: %s",
+                routing.canary,
+                name,
+                request_id,
+                result.fallen_back,
+                result.canary_error,
+            )
     except ApiError as refused:
         return _refused(server, name, route, versions, arms, refused, request_id, started)
     except Disconnected:
@@ -297,7 +409,7 @@ async def predict(
     body = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     seconds = time.perf_counter() - started
     _observe(server, name, route, versions, arms, 200, seconds, result)
-    _log(server, name, request_id, resolved.service, response, versions, arms, result, shadow)
+    _log(server, name, request_id, resolved.service, response, result, routing.shadow)
     return 200, body, request_id
 
 
@@ -322,40 +434,74 @@ def _payload(body: bytes) -> dict[str, Any]:
 
 
 async def _loaded(models: Models, name: str, version: int) -> LoadedModel:
-    """Loaded already: no thread hop; else loaded in a worker thread (it reads the file)."""
+    """Loaded already: no thread hop; known missing: its 404 at once; else loaded in a
+    worker thread (it reads the registry and the file)."""
     model = models.cached(name, version)
     if model is not None:
         return model
+    missing = models.missing(name, version)
+    if missing is not None:
+        raise ModelNotFoundError(missing)
     return await run_in_threadpool(models.loaded, name, version)
 
 
-def _predict(
-    models: Models, name: str, response: OnlineResponse, versions: list[int], shadow: int | None
-) -> Prediction:
-    """Each version predicts its rows (and the shadow every row); on the event loop or in a
-    worker thread (`INLINE_SECONDS`)."""
-    result = Prediction([None] * len(versions))
-    distinct = set(versions)
+async def _routing(
+    models: Models,
+    name: str,
+    route: Route,
+    versions: list[int],
+    arms: list[str],
+    production: LoadedModel,
+) -> Routing:
+    """The versions the route's rows need, loaded; a canary or shadow that cannot be loaded
+    is noted (its failure is handled by `_predict`), any other fails the request."""
+    first = production.version.version
+    shadow = shadow_version(route)
+    needed = {*versions, shadow} if shadow else set(versions)
+    policy = route.policy
+    canary = policy.version if policy.policy == CANARY and policy.version in needed else None
+    routing = Routing(versions, arms, first, canary, shadow, {first: production})
+    for version in needed - {first}:
+        try:
+            routing.loaded[version] = await _loaded(models, name, version)
+        except ModelError as exc:
+            if version not in (canary, routing.shadow) or isinstance(exc, NotFoundError):
+                raise
+            routing.unavailable[version] = str(exc)
+    return routing
+
+
+def _predict(name: str, response: OnlineResponse, routing: Routing, models: Models) -> Prediction:
+    """Each version predicts its rows (the canary first: production answers its rows if it
+    fails), and the shadow every row; on the event loop or in a worker thread
+    (`INLINE_SECONDS`)."""
+    versions = routing.versions
+    result = Prediction([None] * len(versions), versions, routing.arms)
+    canary = routing.canary
+    if canary is not None:
+        rows = [i for i, v in enumerate(versions) if v == canary]
+        try:
+            _answer(name, canary, _model(routing, canary), response, rows, result, models)
+        except ModelError as exc:  # a genuine model error, or its artifact could not load
+            result.canary_error = str(exc)
+            result.fallen_back = len(rows)
+            production = routing.production
+            assert production is not None
+            result.versions = [production if v == canary else v for v in versions]
+            pairs = zip(versions, routing.arms, strict=True)
+            result.arms = [PRODUCTION if v == canary else a for v, a in pairs]
+            canary = None
+    distinct = set(result.versions) - {canary}
     for version in distinct:
-        model = models.loaded(name, version)
-        indices = (
-            None if len(distinct) == 1 else [i for i, v in enumerate(versions) if v == version]
-        )
-        began = time.perf_counter()
-        predicted = model.predict_online(response, indices)
-        result.seconds[version] = seconds = time.perf_counter() - began
-        models.timed(name, version, seconds)
-        result.arrays[version] = predicted
-        values = predicted.tolist()
-        if indices is None:
-            result.values = values
-        else:
-            for index, value in zip(indices, values, strict=True):
-                result.values[index] = value
+        indices = None
+        if len(distinct) != 1 or canary is not None:
+            indices = [i for i, v in enumerate(result.versions) if v == version]
+        _answer(name, version, routing.loaded[version], response, indices, result, models)
+    shadow = routing.shadow
     if shadow is not None:
         try:
             began = time.perf_counter()
-            shadowed = models.loaded(name, shadow).predict_online(response)
+            shadowed = _model(routing, shadow).predict_online(response)
             result.seconds[-shadow] = seconds = time.perf_counter() - began
             models.timed(name, shadow, seconds)
             result.shadow = shadowed.tolist()
@@ -364,6 +510,41 @@ def _predict(
             result.shadow_error = f"{type(exc).__name__}: {exc}"
             log.warning("shadow version %s of %s failed: %s", shadow, name, result.shadow_error)
     return result
+
+
+def _model(routing: Routing, version: int) -> LoadedModel:
+    """The canary's or shadow's loaded version, or its load's failure raised again."""
+    model = routing.loaded.get(version)
+    if model is None:
+        raise ModelError(routing.unavailable[version])
+    return model
+
+
+def _answer(
+    name: str,
+    version: int,
+    model: LoadedModel,
+    response: OnlineResponse,
+    rows: list[int] | None,
+    result: Prediction,
+    models: Models,
+) -> None:
+    """`version` predicts `rows` (None: every row) into `result`; its time is kept whether
+    it answered or raised (a failing canary's time counts for the inline decision too)."""
+    began = time.perf_counter()
+    try:
+        predicted = model.predict_online(response, rows)
+    finally:
+        seconds = time.perf_counter() - began
+        models.timed(name, version, seconds)
+    result.seconds[version] = seconds
+    result.arrays[version] = predicted
+    values = predicted.tolist()
+    if rows is None:
+        result.values = values
+    else:
+        for index, value in zip(rows, values, strict=True):
+            result.values[index] = value
 
 
 def _observe(
@@ -380,6 +561,12 @@ def _observe(
     if result is not None:
         for version, predict_seconds in result.seconds.items():  # a shadow's is -version
             metrics.observe_predict(name, abs(version), predict_seconds)
+        if result.canary_error is not None and route is not None:  # production answered
+            canary = route.policy.version
+            assert canary is not None
+            metrics.observe_model(name, canary, CANARY_ARM, 500, seconds)
+            metrics.canary_fallbacks.labels(name, str(canary)).inc(result.fallen_back)
+            server.models.watch.observe(name, route, True, seconds)
     for version, arm in dict.fromkeys(zip(versions, arms, strict=True)):
         metrics.observe_model(name, version, arm, code, seconds)
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
@@ -419,8 +606,6 @@ def _log(
     request_id: str,
     service: str | None,
     response: OnlineResponse,
-    versions: list[int],
-    arms: list[str],
     result: Prediction,
     shadow: int | None,
 ) -> None:
@@ -430,7 +615,7 @@ def _log(
     stamps = response_body.event_timestamps(response)
     body = answer_body(request_id, service, response, stamps)
     now = time.time()
-    rows = len(versions)
+    rows = len(result.versions)
     server.log.log(
         ServedAnswer(
             request_id,
@@ -438,7 +623,7 @@ def _log(
             service,
             rows,
             body,
-            model=ModelServed(name, versions, arms, result.values),
+            model=ModelServed(name, result.versions, result.arms, result.values),
         )
     )
     if shadow is not None and result.shadow is not None:

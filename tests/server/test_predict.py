@@ -1,13 +1,16 @@
 """POST /v1/models/{name}/predict: predictions equal the loaded model's on the same online
 features; traffic policies (canary, shadow, A/B) split by a key hash that a brute-force
-oracle recomputes; a policy change is picked up without a restart; a failing canary is rolled
-back by the server; bad input is a 4xx and a failing model a 500 named model_error."""
+oracle recomputes; a policy change is picked up without a restart; a failing canary's rows are
+answered by production and the canary rolled back by the server; unused versions are unloaded
+and a missing one remembered until the next registry read; bad input is a 4xx and a failing
+model a 500 named model_error."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -334,15 +337,33 @@ def test_predict_metrics(client: TestClient) -> None:
 # -- automatic rollback ------------------------------------------------------------------------
 
 
-def test_a_failing_canary_is_rolled_back(tmp_path: Path) -> None:
+def test_a_failing_canary_is_answered_by_production_and_rolled_back(tmp_path: Path) -> None:
     yaml = "models:\n  canary: {max_error_rate: 0.2, window: 10}\n"
     repo = build(tmp_path / "repo", yaml)
     canary_keys = [k for k in range(100_000, 101_000) if bucket(MODEL, [k]) < 5_000][:20]
-    with FeatureStore(repo) as store, TestClient(create_app(store, server_config())) as client:
+    stay = [k for k in range(100_000, 101_000) if bucket(MODEL, [k]) >= 5_000][:2]
+    log_root = tmp_path / "logs"
+    with FeatureStore(repo) as plain:
+        config = with_serving_log(plain.config, log_root)
+    store = FeatureStore(config=config)
+    with store, TestClient(create_app(store, server_config())) as client:
         store.models.traffic(MODEL, canary="3:50")
         refresh(client)
-        statuses = [predict(client, [key]).status_code for key in canary_keys[:10]]
-        assert statuses == [500] * 10  # each key has no features: the canary fails
+        answers = [predict(client, [key, *stay]) for key in canary_keys[:10]]
+        # each canary key has no features: the canary fails, production answers its row
+        assert [a.status_code for a in answers] == [200] * 10
+        for key, answer in zip(canary_keys, answers, strict=False):
+            body = answer.json()
+            assert (body["version"], body["arm"]) == (1, "production")
+            assert body["versions"] == [1] * 3 and body["arms"] == ["production"] * 3
+            assert body["predictions"] == expected(store, 1, [key, *stay])
+        metrics = client.get("/metrics").text
+        canary = 'model="driver_model",version="3"'
+        assert (
+            f'featurehub_model_requests_total{{arm="canary",code="500",{canary}}} 10.0' in metrics
+        )
+        assert f"featurehub_model_canary_fallbacks_total{{{canary}}} 10.0" in metrics
+        assert 'featurehub_model_requests_total{arm="production",code="200"' in metrics
         after = predict(client, canary_keys[10:])
         assert after.status_code == 200
         assert set(after.json()["arms"]) == {"production"}
@@ -359,6 +380,152 @@ def test_a_failing_canary_is_rolled_back(tmp_path: Path) -> None:
             'featurehub_model_canary_rollbacks_total{model="driver_model",version="3"} 1.0'
             in metrics
         )
+    logged = read_serving_log(log_root).order("request_id, row").to_arrow_table().to_pylist()
+    first = [row for row in logged if row["request_id"] == answers[0].json()["request_id"]]
+    assert [(r["arm"], r["model_version"]) for r in first] == [("production", "1")] * 3
+
+
+def test_an_unloadable_canary_or_shadow_does_not_fail_the_request(tmp_path: Path) -> None:
+    """Version 3's class changed after registration: it cannot be loaded (500
+    model_unavailable when pinned); as a canary production answers its rows, as a shadow it
+    is counted as failed."""
+    repo = build(tmp_path / "repo")
+    fragile = repo / "fragile.py"
+    fragile.write_text(fragile.read_text() + "\n# changed\n")
+    keys = [k for k in range(1000) if bucket(MODEL, [k]) < 5_000][:3]
+    with FeatureStore(repo) as store, TestClient(create_app(store, server_config())) as client:
+        pinned = predict(client, keys, version=3)
+        assert pinned.status_code == 500 and pinned.json()["error"] == "model_unavailable"
+        store.models.traffic(MODEL, canary="3:50")
+        refresh(client)
+        answer = predict(client, keys)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["arms"] == ["production"] * 3
+        assert answer.json()["predictions"] == expected(store, 1, keys)
+        store.models.traffic(MODEL, shadow=3)
+        refresh(client)
+        shadowed = predict(client, keys)
+        assert shadowed.status_code == 200 and shadowed.json()["arms"] == ["production"] * 3
+        metrics = client.get("/metrics").text
+        version_3 = 'model="driver_model",version="3"'
+        assert f'featurehub_model_requests_total{{arm="canary",code="500",{version_3}}}' in metrics
+        assert f'featurehub_model_requests_total{{arm="shadow",code="500",{version_3}}}' in metrics
+
+
+def test_a_failing_shadow_or_b_arm(client: TestClient, store: FeatureStore) -> None:
+    """A shadow failing on the rows never touches the answer; an A/B arm b failing is the
+    request's 500 model_error (the experiment's arm does not silently become a)."""
+    unknown = [k for k in range(100_000, 101_000) if bucket(MODEL, [k]) < 5_000][:2]
+    store.models.traffic(MODEL, shadow=3)
+    refresh(client)
+    answer = predict(client, unknown)
+    assert answer.status_code == 200
+    assert answer.json()["predictions"] == expected(store, 1, unknown)
+    store.models.traffic(MODEL, ab="3:50")
+    refresh(client)
+    failed = predict(client, unknown)
+    assert failed.status_code == 500 and failed.json()["error"] == "model_error"
+    assert predict(client, KNOWN).status_code == 200  # b answers rows with features
+
+
+# -- loaded versions and missing ones ----------------------------------------------------------
+
+
+def test_unused_versions_are_unloaded_and_loaded_again_checked(tmp_path: Path) -> None:
+    repo = build(tmp_path / "repo", "models:\n  keep_unused_seconds: 0.01\n")
+    with FeatureStore(repo) as store, TestClient(create_app(store, server_config())) as client:
+        models = client.app.state.server.models  # type: ignore[attr-defined]
+        assert predict(client, KNOWN).status_code == 200  # version 1, production
+        old = models.cached(MODEL, 2)
+        assert old is None and predict(client, KNOWN, version=2).status_code == 200
+        old = models.cached(MODEL, 2)
+        assert old is not None
+        store.models.promote(MODEL, 3, "production")  # 1 archived; 2 pinned, then unused
+        refresh(client)
+        assert predict(client, KNOWN).json()["versions"] == [3] * 3
+        time.sleep(0.05)  # longer than keep_unused_seconds
+        refresh(client)
+        assert models.cached(MODEL, 1) is None and models.cached(MODEL, 2) is None
+        assert models.cached(MODEL, 3) is not None  # production: never unloaded
+
+        artifact = store.models.artifacts.root / store.models.get(f"{MODEL}:2").artifact_path
+        good = artifact.read_bytes()
+        artifact.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+        try:  # loaded again on demand, its sha256 checked again
+            changed = predict(client, KNOWN, version=2)
+            assert changed.status_code == 500 and changed.json()["error"] == "model_unavailable"
+        finally:
+            artifact.write_bytes(good)
+        again = predict(client, KNOWN, version=2)
+        assert again.status_code == 200 and again.json()["predictions"] == expected(store, 2, KNOWN)
+        assert models.cached(MODEL, 2) is not old
+
+
+# Version 4 of the in-flight test: once `hold` exists, predict waits until `release` does.
+HELD = """
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+class Held:
+    def predict(self, features: pd.DataFrame):
+        if Path({hold!r}).exists():
+            Path({entered!r}).touch()
+            while not Path({release!r}).exists():
+                time.sleep(0.01)
+        return features["trips_today"].fillna(0).to_numpy()
+"""
+
+
+def test_an_unload_never_breaks_a_request_in_flight(tmp_path: Path) -> None:
+    repo = build(tmp_path / "repo", "models:\n  keep_unused_seconds: 0.01\n")
+    hold, entered, release = (tmp_path / name for name in ("hold", "entered", "release"))
+    (repo / "held.py").write_text(
+        textwrap.dedent(HELD.format(hold=str(hold), entered=str(entered), release=str(release)))
+    )
+    options = {"feature_service": "driver_service", "training_dataset": "train"}
+    with FeatureStore(repo) as store, TestClient(create_app(store, server_config())) as client:
+        store.models.register(MODEL, "held:Held", flavor="pyfunc", **options)  # version 4
+        models = client.app.state.server.models  # type: ignore[attr-defined]
+        assert predict(client, KNOWN, version=4).status_code == 200
+        hold.touch()
+        answers: list[Any] = []
+        request = threading.Thread(target=lambda: answers.append(predict(client, KNOWN, version=4)))
+        request.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not entered.exists():
+                assert time.monotonic() < deadline, "the request did not reach the model"
+                time.sleep(0.01)
+            time.sleep(0.05)  # longer than keep_unused_seconds
+            refresh(client)
+            assert models.cached(MODEL, 4) is None  # unloaded while the request predicts
+        finally:
+            release.touch()
+            request.join(30)
+        assert answers[0].status_code == 200, answers[0].text
+        assert answers[0].json()["predictions"] == [3, 7, 11]
+
+
+def test_a_missing_version_is_remembered_until_the_next_registry_read(
+    client: TestClient, store: FeatureStore
+) -> None:
+    version = len(store.models.versions(MODEL)) + 1
+    first = predict(client, KNOWN, version=version)
+    assert first.status_code == 404 and first.json()["error"] == "not_found"
+    message = first.json()["message"]
+    assert f"has no version {version}" in message and "last registry read" in message
+    store.models.register(
+        MODEL, fit(store, 0.5), feature_service="driver_service", training_dataset="train"
+    )
+    cached = predict(client, KNOWN, version=version)  # no registry query: still missing
+    assert cached.status_code == 404 and cached.json()["message"] == message
+    refresh(client)  # as every registry.refresh_seconds, or on SIGHUP
+    found = predict(client, KNOWN, version=version)
+    assert found.status_code == 200, found.text
+    assert found.json()["predictions"] == expected(store, version, KNOWN)
 
 
 def test_numpy_predictions_are_json(client: TestClient) -> None:
