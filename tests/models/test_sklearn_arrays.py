@@ -182,6 +182,7 @@ def test_values_matrix_is_the_arrow_matrix(
     got = values_matrix(values, types, dtype)
     assert expected is not None and got is not None
     assert identical(expected, got), (expected, got)
+    assert got.flags.c_contiguous  # what sklearn_arrays proved the array model on
 
 
 def test_values_matrix_refuses_other_types() -> None:

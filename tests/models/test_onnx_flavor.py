@@ -1,0 +1,51 @@
+"""The onnx flavor's predictor: scikit-learn's answers from a float64 graph, through the
+matrix path the feature server uses, without ONNX Runtime's threads busy-waiting between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import DoubleTensorType
+from sklearn.linear_model import LogisticRegression
+
+from featurehub.models.flavors import load_predictor, values_matrix
+
+
+def fitted() -> tuple[LogisticRegression, np.ndarray]:
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(400, 3)) * [1.0, 20.0, 2.0]
+    labels = (matrix[:, 0] + 0.05 * matrix[:, 1] > 0).astype(int)
+    return LogisticRegression(max_iter=1_000).fit(matrix, labels), matrix
+
+
+def onnx_bytes(model: LogisticRegression, width: int) -> bytes:
+    inputs = [("features", DoubleTensorType([None, width]))]
+    graph = convert_sklearn(model, initial_types=inputs, options={id(model): {"zipmap": False}})
+    return bytes(graph.SerializeToString())
+
+
+def test_a_float64_graph_predicts_sklearns_labels_from_online_values(tmp_path: Path) -> None:
+    model, matrix = fitted()
+    predictor = load_predictor(
+        onnx_bytes(model, 3), "onnx", tmp_path, (), "model m version 1", tmp_path
+    )
+    assert predictor.matrix_dtype is np.float64  # type: ignore[attr-defined]
+    columns = [matrix[:, i].tolist() for i in range(3)]
+    online = values_matrix(columns, [pa.float64()] * 3, np.float64)
+    assert online is not None
+    got = predictor.predict_matrix(online)  # type: ignore[attr-defined]
+    assert (got == model.predict(matrix)).all()
+
+
+def test_onnx_runtime_threads_do_not_spin(tmp_path: Path) -> None:
+    """A spinning pool thread burns a core after every run: on a server's event loop that is
+    CPU the next request needs."""
+    model, _ = fitted()
+    predictor = load_predictor(
+        onnx_bytes(model, 3), "onnx", tmp_path, (), "model m version 1", tmp_path
+    )
+    options = predictor.session.get_session_options()  # type: ignore[attr-defined]
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
