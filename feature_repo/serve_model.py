@@ -96,8 +96,8 @@ def model_metrics(url: str, model: str) -> pd.DataFrame:
 
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.labels.get("model") != model:
-                continue
+            if sample.labels.get("model") != model or "arm" not in sample.labels:
+                continue  # per version only (the model's own predict time): not a row
             figures = row(sample.labels)
             if sample.name == "featurehub_model_requests_total":
                 code = int(sample.labels["code"])
