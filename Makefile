@@ -48,6 +48,9 @@ demo: install
 	# check may say so (exit 1); exit 2 (it could not run) fails the demo
 	$(BIN)/featurehub -r $(REPO) skew trip_completion_v1 --against $(DEMO_DATASET) \
 		--start $(DEMO_STARTED) --html $(REPO)/data/skew_report.html || test $$? -eq 1
+	# the production model's own answers (serve_model.py's predictions) against its training set
+	$(BIN)/featurehub -r $(REPO) skew --model trip_completion@production \
+		--start $(DEMO_STARTED) || test $$? -eq 1
 	$(BIN)/featurehub -r $(REPO) skew history trip_completion_v1 --limit 3
 	@echo "skew report: open $(REPO)/data/skew_report.html in a browser (no server needed)"
 
