@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -128,31 +128,16 @@ class ServedAnswer(NamedTuple):
     served_at: float  # time.time()
     feature_service: str | None
     rows: int  # entity rows answered
-    # The body, or a function that builds it: a predict request sends its client no
-    # features, so the body is built by the log's hand-off thread (`with_body`), many at a
-    # time, rather than on the request path (~15-25 us of a one-row request's CPU there).
-    body: bytes | Callable[[], bytes]
+    body: bytes
     source: str = SERVER
     model: ModelServed | None = None  # a predict request's model and answers
-
-
-def body_bytes(answer: ServedAnswer) -> bytes:
-    """The body of `answer`, built if it is a function."""
-    return answer.body if isinstance(answer.body, bytes) else answer.body()
-
-
-def with_body(answer: ServedAnswer) -> ServedAnswer:
-    """`answer` with its body built (the same answer when it has its bytes already)."""
-    if isinstance(answer.body, bytes):
-        return answer
-    return answer._replace(body=body_bytes(answer))
 
 
 def decode(answer: ServedAnswer) -> ServedRequest:
     """The columns of `answer`'s body. Features of one view share their statuses and event
     timestamps (the server builds them so): equal lists of neighbouring features become one
     list again, which `to_tables` converts once."""
-    body = orjson.loads(body_bytes(answer))
+    body = orjson.loads(answer.body)
     values: dict[str, list[Any]] = {}
     statuses: dict[str, list[str]] = {}
     stamps: dict[str, list[Any]] = {}

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from featurehub.config import ServingLogConfig
 from featurehub.errors import FeaturehubError
-from featurehub.monitoring.log_format import ServedAnswer, with_body
+from featurehub.monitoring.log_format import ServedAnswer
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +282,7 @@ class ServingLog:
         queue = self._queue
         with contextlib.suppress(OSError):  # a broken pipe: the process is gone
             while queue:
-                taken = [queue.popleft() for _ in range(min(len(queue), SEND_ANSWERS))]
-                answers = self._with_bodies(taken)
+                answers = [queue.popleft() for _ in range(min(len(queue), SEND_ANSWERS))]
                 rows = sum(answer.rows for answer in answers)
                 try:
                     message = pickle.dumps(list(map(tuple, answers)), protocol=5)
@@ -297,18 +296,6 @@ class ServingLog:
             return True
         self._lost(writer, "exited")
         return False
-
-    def _with_bodies(self, answers: list[ServedAnswer]) -> list[ServedAnswer]:
-        """The answers with their bodies built: a predict request's is built here, many at a
-        time, off its path (`with_body`); one that fails to build is dropped and counted."""
-        built = []
-        for answer in answers:
-            try:
-                built.append(with_body(answer))
-            except Exception:  # a bug, but not fatal: the other records are sent
-                log.exception("serving log: cannot build the record of %s", answer.request_id)
-                self._drop(answer.rows)
-        return built
 
     def _count(self, writer: _Writer) -> None:
         written, dropped = writer.reports()

@@ -26,7 +26,6 @@ become the other), nor does a pinned version; a failing shadow never touches the
 
 from __future__ import annotations
 
-import functools
 import logging
 import statistics
 import threading
@@ -605,10 +604,6 @@ def _refused(
     return error.status, error_body(error, request_id), request_id
 
 
-def _log_body(request_id: str, service: str | None, response: OnlineResponse) -> bytes:
-    return answer_body(request_id, service, response, response_body.event_timestamps(response))
-
-
 def _log(
     server: Server,
     name: str,
@@ -621,9 +616,8 @@ def _log(
     rate = server.sample_rates.get(service or "", server.default_rate)
     if not (rate >= 1.0 or (rate > 0.0 and np.random.random() < rate)):
         return
-    # The features' answer the writer decodes, built by the log's hand-off thread: the
-    # client is not sent it, so the request need not wait for it (`with_body`).
-    body = functools.partial(_log_body, request_id, service, response)
+    stamps = response_body.event_timestamps(response)
+    body = answer_body(request_id, service, response, stamps)
     now = time.time()
     rows = len(result.versions)
     server.log.log(

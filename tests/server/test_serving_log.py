@@ -136,30 +136,6 @@ def test_full_queue_drops_and_counts(tmp_path: Path) -> None:
     assert not log.log(served("d"))  # closed
 
 
-def test_a_body_built_by_the_hand_off_is_logged_as_its_bytes(tmp_path: Path) -> None:
-    """A predict request queues a function that builds its body (off the request path);
-    the hand-off thread builds it, and the log holds what the bytes would have given. One
-    that fails to build is dropped and counted, and the log carries on."""
-    eager, lazy = served("eager"), served("lazy")
-    assert isinstance(lazy.body, bytes)
-    body = lazy.body
-
-    def broken() -> bytes:
-        raise RuntimeError("cannot build")
-
-    log = ServingLog(tmp_path)
-    log.start()
-    assert log.log(eager) and log.log(lazy._replace(body=lambda: body))
-    assert log.log(served("broken")._replace(body=broken))
-    log.close()
-    rows = read_log(tmp_path)
-    by_id = {r["request_id"]: r for r in rows if r["row"] == 0}
-    assert set(by_id) == {"eager", "lazy"} and log.dropped == 2
-    assert {k: v for k, v in by_id["lazy"].items() if k not in ("request_id", "served_at")} == {
-        k: v for k, v in by_id["eager"].items() if k not in ("request_id", "served_at")
-    }
-
-
 def test_close_loses_nothing_queued(tmp_path: Path) -> None:
     log = ServingLog(tmp_path, queue_size=100_000, batch_rows=1_000_000, flush_seconds=60)
     log.start()
