@@ -98,9 +98,10 @@ class LoadedModel:
         """How to build the matrix from a look-up of these views and names (None: the model
         takes no matrix, or a feature is missing or not numeric). Worked out once per
         look-up shape rather than per request: the declared types, the column checks and the
-        feature names were ~9 us of a one-row ONNX regression's ~25 in-process. The key holds the views' ids and the
-        entry the views, so an id is not reused while its entry lives; a new registry
-        snapshot (new view objects) makes new entries, and the cache starts over when full."""
+        feature names were ~9 us of a one-row ONNX regression's ~25 in-process. The key
+        holds the views' ids and the entry the views, so an id is not reused while its entry
+        lives; a new registry snapshot (new view objects) makes new entries, and the cache
+        starts over when full."""
         if getattr(self.predictor, "predict_matrix", None) is None:
             return None
         key = tuple((id(view), *names) for view, _, names in response.sources)
