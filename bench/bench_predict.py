@@ -19,7 +19,10 @@ it by feature_repo/train_model.py's own code. Three versions of `trip_completion
 Both endpoints are driven by bench_server's load generator (wrk when installed, else httpx),
 alternating `--rounds` times, each keeping its best round (the machine is shared: a burst of
 someone else's work should not decide a ratio), at concurrency 1 and 8 for 1 and 100 entity
-rows. Printed: req/s, p50/p99, the model's own predict time (`LoadedModel.predict_online`,
+rows. Printed: req/s, p50/p99, the server's CPU time per request of each endpoint (its
+process, all threads; the least of the rounds: unlike req/s it hardly moves with the machine's
+load, so their difference is what a predict request costs beyond a feature request), the
+model's own predict time (`LoadedModel.predict_online`,
 what the server calls, in-process on the same online features, and in the server from its
 metrics), the ceiling the model's time allows, and issue 11's two targets: throughput >=
 0.7x the feature endpoint's, and predict p50 <= features p50 + the model's predict + 150 us.
@@ -164,6 +167,21 @@ def model_predict_us(store: FeatureStore, entities: dict[str, list[Any]], versio
     return times[len(times) // 2] * 1e6
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server process (all its threads, not the serving log's
+    writer process): what a request costs the one worker, robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_load(pid: int, url: str, payload: bytes, connections: int, seconds: float) -> Any:
+    """`load`, with the server's CPU microseconds per request answered (`cpu_us`)."""
+    before = server_cpu_seconds(pid)
+    result = load(url, payload, connections, seconds)
+    result["cpu_us"] = (server_cpu_seconds(pid) - before) / (result["rps"] * seconds) * 1e6
+    return result
+
+
 def predict_seconds(url: str, version: int) -> tuple[float, int]:
     """The server's own count of the model's predict time: (sum of seconds, count)."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
@@ -201,8 +219,9 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         print("| model | rows | conc. | features req/s | predict req/s | ratio (>= 0.7) "
               "| ceiling | features p50/p99 ms | predict p50/p99 ms "
-              "| model predict us, alone / in server | p50 bound ms | targets |")  # fmt: skip
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+              "| model predict us, alone / in server | p50 bound ms "
+              "| server CPU us/req, features / predict (extra) | targets |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         try:
             for (label, rows), alone in own.items():
                 version = versions[label]
@@ -219,13 +238,21 @@ def main() -> None:
                     before = predict_seconds(url, version)
                     for _ in range(args.rounds):
                         f_runs.append(
-                            load(f"{url}/v1/features", features, connections, args.seconds)
+                            timed_load(
+                                process.pid, f"{url}/v1/features", features, connections,
+                                args.seconds,
+                            )
+                        )  # fmt: skip
+                        p_runs.append(
+                            timed_load(process.pid, predict_url, predict, connections, args.seconds)
                         )
-                        p_runs.append(load(predict_url, predict, connections, args.seconds))
                     after = predict_seconds(url, version)
                     served = (after[0] - before[0]) / max(1, after[1] - before[1]) * 1e6
                     f, p = max(f_runs, key=lambda r: r["rps"]), max(p_runs, key=lambda r: r["rps"])
                     ratio = p["rps"] / f["rps"]
+                    # CPU per request: the least of the rounds (a busy machine only adds)
+                    f_cpu = min(run["cpu_us"] for run in f_runs)
+                    p_cpu = min(run["cpu_us"] for run in p_runs)
                     # A predict endpoint costing nothing beyond the feature look-up and the
                     # model (as it predicts in the server): each request adds the model's time.
                     ceiling = 1 / (1 + served * 1e-6 * f["rps"])
@@ -238,7 +265,8 @@ def main() -> None:
                         f"| {label} | {rows} | {connections} | {f['rps']:.0f} | {p['rps']:.0f} | "
                         f"{ratio:.2f} | {ceiling:.2f} | {f['p50']:.2f}/{f['p99']:.2f} | "
                         f"{p['p50']:.2f}/{p['p99']:.2f} | {alone:.0f} / {served:.0f} | "
-                        f"{bound:.2f} | {', '.join(met)} |",
+                        f"{bound:.2f} | {f_cpu:.0f} / {p_cpu:.0f} ({p_cpu - f_cpu:+.0f}) | "
+                        f"{', '.join(met)} |",
                         flush=True,
                     )
         finally:

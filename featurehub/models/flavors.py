@@ -16,7 +16,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -228,6 +228,41 @@ def arrow_matrix(table: pa.Table, dtype: Any) -> np.ndarray | None:
     return out
 
 
+class MatrixPlan(NamedTuple):
+    """How `values_matrix` converts columns of given Arrow types into one array: worked out
+    once per column types (`matrix_plan`) so that a model's online predict, which converts
+    the same service's columns on every request, only converts (`MatrixPlan.matrix`)."""
+
+    dtype: Any
+    narrower: tuple[tuple[int, Any], ...]  # floating columns of fewer bits than float64
+
+    def matrix(self, columns: Sequence[Sequence[Any]]) -> np.ndarray:
+        if not columns:
+            return np.empty((0, 0), dtype=self.dtype)
+        # One conversion for every column (a None is NaN), ~1 us per column less than one
+        # each: the online path converts a one-row look-up per request. Each value becomes
+        # the nearest float64 exactly as Arrow's cast gives it; transposed to rows, C-ordered.
+        out = np.array(columns, dtype=np.float64).T
+        for index, narrow in self.narrower:  # a Float32's values are rounded to it, as in Arrow
+            out[:, index] = out[:, index].astype(narrow)
+        return np.ascontiguousarray(out, dtype=self.dtype)
+
+
+def matrix_plan(types: Sequence[pa.DataType], dtype: Any) -> MatrixPlan | None:
+    """The plan of `values_matrix` for columns of `types`; None when a column is not numeric
+    or boolean, or `dtype` is not floating."""
+    if not np.issubdtype(np.dtype(dtype), np.floating):
+        return None
+    narrower: list[tuple[int, Any]] = []
+    for index, kind in enumerate(types):
+        if pa.types.is_floating(kind):
+            if kind.bit_width < 64:
+                narrower.append((index, kind.to_pandas_dtype()))
+        elif not (pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
+            return None
+    return MatrixPlan(dtype, tuple(narrower))
+
+
 def values_matrix(
     columns: Sequence[Sequence[Any]], types: Sequence[pa.DataType], dtype: Any
 ) -> np.ndarray | None:
@@ -235,24 +270,8 @@ def values_matrix(
     `arrow_matrix` gives for an Arrow table of those columns and types (a null is NaN), without
     building the table. What the feature server feeds a matrix model from the online look-up.
     None when a column is of another type."""
-    if not np.issubdtype(np.dtype(dtype), np.floating):
-        return None
-    narrower: list[tuple[int, Any]] = []  # floating columns of fewer bits than float64
-    for index, kind in enumerate(types):
-        if pa.types.is_floating(kind):
-            if kind.bit_width < 64:
-                narrower.append((index, kind.to_pandas_dtype()))
-        elif not (pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
-            return None
-    if not columns:
-        return np.empty((0, 0), dtype=dtype)
-    # One conversion for every column (a None is NaN), ~1 us per column less than one each:
-    # the online path converts a one-row look-up per request. Each value becomes the nearest
-    # float64 exactly as Arrow's cast gives it; transposed to rows, C-ordered.
-    out = np.array(columns, dtype=np.float64).T
-    for index, narrow in narrower:  # a Float32's values are rounded to it, as in Arrow
-        out[:, index] = out[:, index].astype(narrow)
-    return np.ascontiguousarray(out, dtype=dtype)
+    plan = matrix_plan(types, dtype)
+    return None if plan is None else plan.matrix(columns)
 
 
 # -- onnx through onnxruntime ------------------------------------------------------------

@@ -47,10 +47,8 @@ def assign(model: str, route: Route, keys: Sequence[Sequence[Any]]) -> tuple[lis
     assert production is not None
     policy = route.policy
     count = len(keys)
-    if policy.version == production:  # the canary was promoted: it is production now
+    if not splits(route):
         return [production] * count, [PRODUCTION] * count
-    if policy.policy not in (CANARY, AB):
-        return [production] * count, [PRODUCTION if policy.policy != AB else A_ARM] * count
     assert policy.version is not None and policy.percent is not None
     threshold = policy.percent * (BUCKETS / 100)
     other, stay = (CANARY_ARM, PRODUCTION) if policy.policy == CANARY else (B_ARM, A_ARM)
@@ -64,6 +62,13 @@ def assign(model: str, route: Route, keys: Sequence[Sequence[Any]]) -> tuple[lis
             versions.append(production)
             arms.append(stay)
     return versions, arms
+
+
+def splits(route: Route) -> bool:
+    """Whether a row's arm depends on its key (a canary or A/B of another version than
+    production): otherwise every row is production's, and the keys need not be built."""
+    policy = route.policy
+    return policy.policy in (CANARY, AB) and policy.version != route.production
 
 
 def shadow_version(route: Route) -> int | None:

@@ -50,6 +50,7 @@ from featurehub.models.traffic import (
     SHADOW_ARM,
     assign,
     shadow_version,
+    splits,
 )
 from featurehub.monitoring.log_format import ModelServed, ServedAnswer, answer_body
 from featurehub.online.lookup import OnlineResponse
@@ -360,7 +361,9 @@ async def predict(
             routing = Routing(versions, arms, None, None, None, {pinned: model})
         else:
             assert route is not None
-            versions, arms = assign(name, route, [list(row.values()) for row in rows])
+            # The keys only when arms depend on them: a production-only route builds none.
+            keys = [list(row.values()) for row in rows] if splits(route) else [()] * len(rows)
+            versions, arms = assign(name, route, keys)
             routing = await _routing(models, name, route, versions, arms, model)
         needed = routing.loaded.keys()
         if models.inline(name, needed):
@@ -395,10 +398,11 @@ async def predict(
         internal = ApiError(500, "internal", "internal error; the server log has details")
         return _refused(server, name, route, versions, arms, internal, request_id, started)
 
+    pairs = list(dict.fromkeys(zip(versions, arms, strict=True)))  # once, for answer and metrics
     answer: dict[str, Any] = {
         "model": name,
-        "version": versions[0] if len(set(versions)) == 1 else None,
-        "arm": arms[0] if len(set(arms)) == 1 else "mixed",
+        "version": versions[0] if all(version == versions[0] for version, _ in pairs) else None,
+        "arm": arms[0] if all(arm == arms[0] for _, arm in pairs) else "mixed",
         "request_id": request_id,
         "predictions": result.values,
         "versions": versions,
@@ -408,7 +412,7 @@ async def predict(
         answer["features"] = response.values
     body = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
     seconds = time.perf_counter() - started
-    _observe(server, name, route, versions, arms, 200, seconds, result)
+    _observe(server, name, route, pairs, 200, seconds, result)
     _log(server, name, request_id, resolved.service, response, result, routing.shadow)
     return 200, body, request_id
 
@@ -551,8 +555,7 @@ def _observe(
     server: Server,
     name: str,
     route: Route | None,
-    versions: list[int],
-    arms: list[str],
+    pairs: list[tuple[int, str]],
     code: int,
     seconds: float,
     result: Prediction | None,
@@ -567,7 +570,7 @@ def _observe(
             metrics.observe_model(name, canary, CANARY_ARM, 500, seconds)
             metrics.canary_fallbacks.labels(name, str(canary)).inc(result.fallen_back)
             server.models.watch.observe(name, route, True, seconds)
-    for version, arm in dict.fromkeys(zip(versions, arms, strict=True)):
+    for version, arm in pairs:  # each (version, arm) that answered rows, once
         metrics.observe_model(name, version, arm, code, seconds)
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
             server.models.watch.observe(name, route, code == 500, seconds)
@@ -596,7 +599,8 @@ def _refused(
     label = name if name in server.models.routes or versions else "unknown"
     server.metrics.observe("/v1/models/predict", label, error.status, seconds)
     if versions:  # routed: the arms that were to answer count the failure
-        _observe(server, name, route, versions, arms, error.status, seconds, None)
+        pairs = list(dict.fromkeys(zip(versions, arms, strict=True)))
+        _observe(server, name, route, pairs, error.status, seconds, None)
     return error.status, error_body(error, request_id), request_id
 
 
