@@ -167,6 +167,12 @@ def _scan(files: Sequence[Path], window: str) -> str:
     return f"read_parquet([{file_list}], union_by_name = true) WHERE {window}"
 
 
+def _format1_rows(answered_by: ModelAnswers | None) -> str:
+    """`LogFiles.rows_of` for format 1 files: written before models, they hold no row of one
+    (and no shadow row)."""
+    return "" if answered_by is None else " AND false"
+
+
 def _window(start: datetime, end: datetime) -> str:
     return f"served_at >= {_instant(start)} AND served_at < {_instant(end)}"
 
@@ -194,8 +200,9 @@ def read_served_rows(
     if split.typed:
         selects.append(_typed_select(split, join_keys, features, start, end, sample, answered_by))
     if split.json:
-        json_select = _json_select(split.json, join_keys, features, start, end, sample)
-        selects.append(json_select + (" AND false" if answered_by is not None else ""))
+        selects.append(
+            _json_select(split.json, join_keys, features, start, end, sample, answered_by)
+        )
     return con.sql(" UNION ALL ".join(selects)).to_arrow_table()
 
 
@@ -244,6 +251,7 @@ def _json_select(
     start: datetime,
     end: datetime,
     sample: float | None,
+    answered_by: ModelAnswers | None,
 ) -> str:
     """`read_served_rows` of the format 1 files: one parse of each JSON column per row."""
     views = view_numbers(features)
@@ -283,7 +291,7 @@ def _json_select(
         f"from_json(feature_values, {_literal(structure)}) AS v, "
         f"json_extract_string(statuses, {_list(view_paths)}) AS s, "
         f"json_extract_string(event_timestamps, {_list(view_paths)}) AS e "
-        f"FROM {_scan(files, _window(start, end))}) "
+        f"FROM {_scan(files, _window(start, end) + _format1_rows(answered_by))}) "
         f"WHERE true{sampled}"
     )
 
@@ -337,10 +345,9 @@ def read_served_values(
                 else:
                     values.append(f"TRY_CAST({value} AS {as_sql[kind]})")
             columns.append(f"{first(values)} AS {_quote(name)}")
-        no_model = " AND false" if answered_by is not None else ""  # format 1: before models
         selects.append(
             f"SELECT {', '.join(columns) or '1'} FROM "
-            f"{_scan(split.json, _window(start, end) + no_model)}"
+            f"{_scan(split.json, _window(start, end) + _format1_rows(answered_by))}"
         )
     return con.sql(" UNION ALL ".join(selects)).to_arrow_table()
 

@@ -22,6 +22,7 @@ from featurehub.monitoring import LogWriter, ServedAnswer
 from featurehub.skew.served_rows import (
     SERVED_AT,
     LogFiles,
+    ModelAnswers,
     ServedFeature,
     log_files,
     read_served_rows,
@@ -123,6 +124,20 @@ def test_old_logs_read_as_new_ones(tmp_path: Path, formats: str) -> None:
 
     assert values(files).equals(values(new))
     assert values(new).num_rows == 36
+
+
+@pytest.mark.parametrize("formats", ["1", "2", "12"])
+def test_a_model_versions_rows_are_only_its_own(tmp_path: Path, formats: str) -> None:
+    """No answer here is a model's: a model version's check reads none of them, in either
+    format (format 1 was written before models) and by both readers."""
+    files = write(tmp_path / formats, formats)
+    keys = {"driver_id": types.Int64, "zone_id": types.String}
+    con = duckdb.connect()
+    answers = ModelAnswers("driver_model", 1)
+    rows = read_served_rows(con, files, keys, FEATURES, *window(), answered_by=answers)
+    values = read_served_values(con, files, {"rate": "number"}, *window(), answered_by=answers)
+    assert (rows.num_rows, values.num_rows) == (0, 0)
+    assert read_served_values(con, files, {"rate": "number"}, *window()).num_rows == 36
 
 
 def test_upgrade_rewrites_old_files_in_place_as_the_writer_would(tmp_path: Path) -> None:
