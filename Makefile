@@ -93,6 +93,9 @@ bench: install $(if $(FEAST),feast-venv)
 	$(BIN)/python bench/bench_materialize.py $(FEAST)
 	$(BIN)/python bench/bench_server.py --baseline $(FEAST)
 	$(BIN)/python bench/bench_skew.py --log-format 1
+	$(BIN)/python bench/bench_log_writer.py
+	$(BIN)/python bench/bench_predict.py
+	$(BIN)/python bench/bench_score.py
 
 feast-venv: bench/.venv-feast/.installed
 
