@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 MAX_PLANS = 64
-"""Look-up shapes (views and feature names) whose matrix plan a loaded model keeps."""
+"""Look-ups (projections objects) whose matrix plan a loaded model keeps."""
 
 
 class ModelPredictError(ModelError):
@@ -42,8 +42,9 @@ class LoadedModel:
         # The features in the order the model was trained on (a version is immutable):
         # built once, not per request.
         self.feature_names: list[str] = version.signature.feature_names
-        # look-up shape -> (its views, the predictor, its matrix plan): `_online_plan`
-        self._plans: dict[tuple[Any, ...], tuple[list[Any], Predictor, MatrixPlan | None]] = {}
+        # (id of a look-up's projections, full names) -> (the projections, the predictor,
+        # its matrix plan): `_online_plan`
+        self._plans: dict[tuple[int, bool], tuple[Any, Predictor, MatrixPlan | None]] = {}
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.version.reference!r}, flavor={self.version.flavor!r})"
@@ -95,18 +96,21 @@ class LoadedModel:
         return self._predict_matrix(matrix if rows is None else matrix[rows])
 
     def _online_plan(self, response: OnlineResponse) -> MatrixPlan | None:
-        """How to build the matrix from a look-up of these views and names (None: the model
+        """How to build the matrix from a look-up of these projections (None: the model
         takes no matrix, or a feature is missing or not numeric). Worked out once per
-        look-up shape rather than per request: the declared types, the column checks and the
-        feature names were ~9 us of a one-row ONNX regression's ~25 in-process. The key
-        holds the views' ids and the entry the views, so an id is not reused while its entry
-        lives; a new registry snapshot (new view objects) makes new entries, and the cache
+        projections object (the server passes its snapshot's, the same for every request
+        of a feature service) rather than per request: the declared types, the column
+        checks and the feature names were ~9 us of a one-row ONNX regression's ~25
+        in-process, and a key built from the views and names ~12 us on the server, where
+        it ran with cold caches. The entry holds the projections, so their id is not
+        reused while it lives; a new registry snapshot makes new entries, and the cache
         starts over when full."""
         if getattr(self.predictor, "predict_matrix", None) is None:
             return None
-        key = tuple((id(view), *names) for view, _, names in response.sources)
-        cached = self._plans.get(key)
-        if cached is not None and cached[1] is self.predictor:
+        projections = response.projections
+        key = (id(projections), response.full_feature_names)
+        cached = self._plans.get(key) if projections else None  # a response built by hand
+        if cached is not None and cached[0] is projections and cached[1] is self.predictor:
             return cached[2]
         plan = None
         if all(name in response.values for name in self.feature_names):
@@ -115,10 +119,11 @@ class LoadedModel:
                 [types[name] for name in self.feature_names],
                 getattr(self.predictor, "matrix_dtype", np.float64),
             )
+        if not projections:
+            return plan
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
-        views = [view for view, _, _ in response.sources]
-        self._plans[key] = (views, self.predictor, plan)
+        self._plans[key] = (projections, self.predictor, plan)
         return plan
 
     def _predict_matrix(self, values: np.ndarray) -> np.ndarray:

@@ -51,6 +51,10 @@ class OnlineResponse:
     sources: list[tuple[FeatureView, list[str], list[str]]] = field(
         default_factory=list, repr=False
     )
+    # What was looked up: the projections (the object passed, e.g. a snapshot's, which a
+    # model keeps its matrix plan for) and whether names are view__feature.
+    projections: Sequence[FeatureViewProjection] = field(default=(), repr=False)
+    full_feature_names: bool = False
 
     @functools.cached_property
     def event_timestamps(self) -> dict[str, list[datetime | None]]:
@@ -284,7 +288,11 @@ def lookup(
     requests = [(p.view, entity_keys(p.view, entity_rows), list(p.features)) for p in projections]
     reads = store.read_many_columns(requests)
     key_names = list(dict.fromkeys(k for p in projections for k in p.view.join_keys))
-    response = OnlineResponse(keys={k: [row.get(k) for row in entity_rows] for k in key_names})
+    response = OnlineResponse(
+        {k: [row.get(k) for row in entity_rows] for k in key_names},
+        projections=projections,
+        full_feature_names=full_feature_names,
+    )
     values, states, stamps = response.values, response.statuses, response.event_us
     for (view, _, features), read in zip(requests, reads, strict=True):
         status, hidden = statuses(read, view, now_us)

@@ -27,7 +27,6 @@ become the other), nor does a pinned version; a failing shadow never touches the
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
 from collections import deque
@@ -161,7 +160,7 @@ class Models:
         if recent is None:
             recent = self._recent.setdefault(key, deque(maxlen=RECENT_PREDICTS))
         recent.append(seconds)
-        self.predict_seconds[key] = statistics.median(list(recent))
+        self.predict_seconds[key] = sorted(recent)[len(recent) // 2]  # the median, or near
 
     def inline(self, name: str, versions: Iterable[int]) -> bool:
         """Whether every version typically predicts in under `INLINE_SECONDS` (a version

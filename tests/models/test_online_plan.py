@@ -1,5 +1,6 @@
-"""`LoadedModel.predict_online` keeps a matrix plan per look-up shape: the same matrix as
-building it from the declared types each time, whatever shapes and predictors follow."""
+"""`LoadedModel.predict_online` keeps a matrix plan per look-up (its projections object, as
+the server passes its snapshot's): the same matrix as building it from the declared types
+each time, whatever look-ups and predictors follow."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from featurehub import Field
 from featurehub import types as t
-from featurehub.definitions import FeatureView
+from featurehub.definitions import FeatureView, FeatureViewProjection
 from featurehub.models.flavors import values_matrix
 from featurehub.models.loaded import MAX_PLANS, LoadedModel
 from featurehub.online.lookup import OnlineResponse
@@ -49,9 +50,21 @@ def loaded(predictor: Any, names: list[str]) -> LoadedModel:
     return LoadedModel(version, predictor)
 
 
-def response(view: FeatureView, columns: dict[str, list[Any]], names: list[str]) -> OnlineResponse:
+def response(
+    view: FeatureView,
+    columns: dict[str, list[Any]],
+    names: list[str],
+    projections: list[FeatureViewProjection] | None = None,
+) -> OnlineResponse:
+    """A look-up's answer; `projections` (the same object for the same look-up, as a
+    snapshot's) defaults to a new one (another look-up)."""
     rows = len(next(iter(columns.values())))
-    answer = OnlineResponse(keys={"driver_id": list(range(rows))})
+    if projections is None:
+        projections = [FeatureViewProjection(view, list(columns))]
+    full = names != list(columns)
+    answer = OnlineResponse(
+        keys={"driver_id": list(range(rows))}, projections=projections, full_feature_names=full
+    )
     answer.values.update(zip(names, columns.values(), strict=True))
     answer.sources.append((view, list(columns), names))
     return answer
@@ -68,8 +81,9 @@ def test_the_plan_gives_the_declared_types_matrix_for_each_shape() -> None:
     predictor = MatrixModel()
     model = loaded(predictor, ["c", "b", "a"])
     columns = {"a": [1, None, 3], "b": [0.1, 0.2, None], "c": [1e300, 2.5, 3.0]}
-    first = response(VIEW, columns, ["a", "b", "c"])
-    for _ in range(3):  # the same shape: the cached plan
+    looked_up = [FeatureViewProjection(VIEW, list(columns))]
+    for _ in range(3):  # the same look-up: the cached plan
+        first = response(VIEW, columns, ["a", "b", "c"], looked_up)
         model.predict_online(first)
         np.testing.assert_array_equal(predictor.seen[-1], expected(first, ["c", "b", "a"], float))
     assert len(model._plans) == 1
@@ -84,7 +98,7 @@ def test_the_plan_gives_the_declared_types_matrix_for_each_shape() -> None:
     )
     assert predictor.seen[-1][1, 1] == 0.1 != predictor.seen[0][0, 1]
     # full feature names: other names of the same view; the model's are missing, as before
-    full = response(VIEW, columns, ["stats__a", "stats__b", "stats__c"])
+    full = response(VIEW, columns, ["stats__a", "stats__b", "stats__c"], looked_up)
     for _ in range(2):
         with pytest.raises(ModelError, match="the features c, b, a are missing"):
             model.predict_online(full)
@@ -96,6 +110,7 @@ def test_a_new_predictor_gets_its_own_plan_and_the_cache_is_bounded() -> None:
     columns = {"a": [1, 2]}
     answer = response(VIEW, columns, ["a"])
     model.predict_online(answer)
+    assert len(model._plans) == 1
     replaced = model.predictor = MatrixModel(np.float32)
     model.predict_online(answer)
     assert replaced.seen[-1].dtype == np.float32
@@ -103,3 +118,16 @@ def test_a_new_predictor_gets_its_own_plan_and_the_cache_is_bounded() -> None:
         model.predict_online(response(make_view(name=f"v{index}", schema=[Field("a", t.Int64)]),
                                       columns, ["a"]))  # fmt: skip
     assert len(model._plans) <= MAX_PLANS
+
+
+def test_a_response_built_without_projections_is_not_cached() -> None:
+    """Built by hand, it names no look-up: its plan is worked out each time."""
+    predictor = MatrixModel()
+    model = loaded(predictor, ["a"])
+    for view in (VIEW, dataclasses.replace(VIEW, schema=[Field("a", t.Float32)])):
+        answer = OnlineResponse(keys={"driver_id": [1]})
+        answer.values["a"] = [0.1]
+        answer.sources.append((view, ["a"], ["a"]))
+        model.predict_online(answer)
+    assert predictor.seen[0][0, 0] == 0.1 != predictor.seen[1][0, 0]  # Float32 rounding
+    assert not model._plans
