@@ -14,7 +14,7 @@ import importlib.util
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -204,7 +204,7 @@ class _SklearnPredictor:
         return self.model.predict(frame_of(values, self._names))
 
 
-def _linear_predict(model: Any) -> Any:
+def _linear_predict(model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     try:  # imported here, as skops is: it imports scikit-learn's private names of 1.9
         from featurehub.models.sklearn_linear import linear_predict
     except ImportError:  # another scikit-learn: its own predict
