@@ -14,7 +14,7 @@ import importlib.util
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -186,6 +186,9 @@ class _SklearnPredictor:
         # What a matrix is given to: the model, or for one fitted on a DataFrame, its copy
         # proven to answer the same on the array (sklearn_arrays), else None: a frame.
         self.array_model = model if names is None else array_model(model)
+        # A linear model's predict on the matrix as a few numpy operations, proven at load
+        # to answer bit-identically (sklearn_linear), else None: the array model's own.
+        self.linear = None if self.array_model is None else _linear_predict(self.array_model)
 
     def predict(self, features: pd.DataFrame) -> Any:
         if self._names is not None:
@@ -193,10 +196,20 @@ class _SklearnPredictor:
         return self.model.predict(matrix(features, np.float64))
 
     def predict_matrix(self, values: np.ndarray) -> Any:
+        if self.linear is not None:
+            return self.linear(values)
         if self.array_model is not None:
             return self.array_model.predict(values)
         assert self._names is not None  # only a model fitted on names lacks an array model
         return self.model.predict(frame_of(values, self._names))
+
+
+def _linear_predict(model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    try:  # imported here, as skops is: it imports scikit-learn's private names of 1.9
+        from featurehub.models.sklearn_linear import linear_predict
+    except ImportError:  # another scikit-learn: its own predict
+        return None
+    return linear_predict(model)
 
 
 def matrix(features: pd.DataFrame, dtype: Any) -> np.ndarray:
