@@ -42,6 +42,7 @@ class LoadedModel:
         # The features in the order the model was trained on (a version is immutable):
         # built once, not per request.
         self.feature_names: list[str] = version.signature.feature_names
+        self.what = f"model {version.name} version {version.version}"  # errors name it
         # (id of a look-up's projections, full names) -> (the projections, the predictor,
         # its matrix plan): `_online_plan`
         self._plans: dict[tuple[int, bool], tuple[Any, Predictor, MatrixPlan | None]] = {}
@@ -52,7 +53,7 @@ class LoadedModel:
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """One prediction per row of `features` (extra columns, such as keys, are ignored;
         the model sees its features in the order it was trained on)."""
-        what = f"model {self.version.name} version {self.version.version}"
+        what = self.what
         missing = [name for name in self.feature_names if name not in features.columns]
         if missing:
             raise ModelError(
@@ -132,10 +133,9 @@ class LoadedModel:
         except Exception as exc:
             nulls = int(np.isnan(values).any(axis=1).sum())
             raise self._failed(exc, nulls, len(values)) from exc
-        what = f"model {self.version.name} version {self.version.version}"
-        return as_predictions(predictions, len(values), what)
+        return as_predictions(predictions, len(values), self.what)
 
     def _failed(self, exc: Exception, nulls: int, rows: int) -> ModelPredictError:
-        what = f"model {self.version.name} version {self.version.version}"
+        what = self.what
         hint = f" ({nulls} of {rows} rows have a missing feature)" if nulls else ""
         return ModelPredictError(f"{what} failed to predict{hint}: {exc}")

@@ -278,7 +278,7 @@ class ServerMetrics:
         self._request_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[tuple[str, str], LatencyChild] = {}
         self._error_children: dict[str, Any] = {}
-        self._model_children: dict[tuple[str, int, str, int], tuple[Any, LatencyChild]] = {}
+        self._model_children: dict[tuple[str, int, str, int], list[Any]] = {}
         self._prediction_children: dict[tuple[str, int, str], LatencyChild] = {}
         self._predict_children: dict[tuple[str, int], LatencyChild] = {}
 
@@ -295,17 +295,34 @@ class ServerMetrics:
             )
         timer.observe(seconds)
 
-    def observe_model(self, model: str, version: int, arm: str, code: int, seconds: float) -> None:
+    def observe_model(
+        self,
+        model: str,
+        version: int,
+        arm: str,
+        code: int,
+        seconds: float,
+        predictions: np.ndarray | None = None,
+    ) -> None:
+        """A predict request answered (or failed) by one version and arm: its count and
+        latency, and the distribution of its predictions when given (numeric ones only).
+        One look-up of the label children for all three."""
         key = (model, version, arm, code)
         children = self._model_children.get(key)
         if children is None:
             labels = (model, str(version), arm)
-            children = self._model_children[key] = (
+            children = self._model_children[key] = [
                 self.model_requests.labels(*labels, str(code)),
                 self.model_latency.labels(*labels),
-            )
+                None,  # the predictions' histogram, made when there are some
+            ]
         children[0].inc()
         children[1].observe(seconds)
+        if predictions is not None and predictions.dtype.kind in "iufb":
+            histogram = children[2]
+            if histogram is None:
+                histogram = children[2] = self.predictions.labels(model, str(version), arm)
+            histogram.observe_many(predictions)
 
     def observe_predict(self, model: str, version: int, seconds: float) -> None:
         key = (model, version)
@@ -315,7 +332,8 @@ class ServerMetrics:
         child.observe(seconds)
 
     def observe_predictions(self, model: str, version: int, arm: str, values: np.ndarray) -> None:
-        """The distribution of a version's numeric predictions (others are not counted)."""
+        """The distribution of a version's numeric predictions (others are not counted): a
+        shadow's, which answers no request of its own."""
         if values.dtype.kind not in "iufb" or not len(values):
             return
         key = (model, version, arm)

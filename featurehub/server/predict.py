@@ -570,11 +570,10 @@ def _observe(
             metrics.canary_fallbacks.labels(name, str(canary)).inc(result.fallen_back)
             server.models.watch.observe(name, route, True, seconds)
     for version, arm in pairs:  # each (version, arm) that answered rows, once
-        metrics.observe_model(name, version, arm, code, seconds)
+        values = None if result is None else result.arrays.get(version)
+        metrics.observe_model(name, version, arm, code, seconds, values)
         if arm == CANARY_ARM and route is not None and route.policy.policy == CANARY:
             server.models.watch.observe(name, route, code == 500, seconds)
-        if result is not None and (values := result.arrays.get(version)) is not None:
-            metrics.observe_predictions(name, version, arm, values)
     if result is not None and route is not None and (shadow := shadow_version(route)):
         code = 500 if result.shadow_error else 200
         metrics.model_requests.labels(name, str(shadow), SHADOW_ARM, str(code)).inc()
