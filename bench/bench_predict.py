@@ -257,9 +257,12 @@ def main() -> None:
                     # model (as it predicts in the server): each request adds the model's time.
                     ceiling = 1 / (1 + served * 1e-6 * f["rps"])
                     bound = f["p50"] + alone / 1000 + 0.15
+                    # The p50 bound is judged at concurrency 1; at 8 the one worker is
+                    # saturated and p50 is ~8 service times (the module's docstring).
+                    p50 = "met" if p["p50"] <= bound else "missed"
                     met = [
                         "throughput " + ("met" if ratio >= 0.7 else "missed"),
-                        "p50 " + ("met" if p["p50"] <= bound else "missed"),
+                        f"p50 {p50}" if connections == 1 else "p50 queue-bound (c=8)",
                     ]
                     print(
                         f"| {label} | {rows} | {connections} | {f['rps']:.0f} | {p['rps']:.0f} | "
