@@ -58,7 +58,8 @@ def record(path: Path, name: str, section_title: str, lines: list[str], argv: li
     """Put the block of this run of bench `name` into `path`, keeping the text around it.
 
     Between the bench's markers if `path` has them; else at the top of the section headed
-    `section_title` (right after its heading line); else in that section, appended. A file
+    `section_title` (right after its heading line); else in a new section of that title at
+    the end. A file
     with only one of the two markers is left alone (ValueError): replacing from there could
     swallow hand-written text."""
     begin, end = markers(name)
@@ -71,14 +72,14 @@ def record(path: Path, name: str, section_title: str, lines: list[str], argv: li
         raise ValueError(f"{path} has one of {begin} / {end} but not both, in order: fix it")
     else:
         title = heading(section_title)
-        lines_of = text.splitlines(keepends=True)
-        at = next((i for i, line in enumerate(lines_of) if line.strip() == title), None)
+        rows = text.splitlines(keepends=True)
+        at = next((i for i, row in enumerate(rows) if row.strip() == title), None)
         if at is None:
             text = text.rstrip("\n") + f"\n\n{title}\n\n{new}\n"
         else:
-            head = "".join(lines_of[: at + 1])
+            head = "".join(rows[: at + 1])
             head += "" if head.endswith("\n") else "\n"
-            rest = "".join(lines_of[at + 1 :]).lstrip("\n")
+            rest = "".join(rows[at + 1 :]).lstrip("\n")
             text = head + "\n" + new + "\n" + ("\n" + rest if rest else "")
     path.write_text(text)
 

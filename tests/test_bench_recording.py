@@ -68,6 +68,9 @@ def test_a_missing_section_is_appended(tmp_path: Path) -> None:
     assert text.startswith(f"{HEAD}{TAIL}\n{SECTION}\n\n{BEGIN}\n")
     assert text.endswith(f"{END}\n")
     assert recorded(tmp_path / "new.md", ["x"]).startswith(f"# Benchmarks\n\n{SECTION}\n\n")
+    plain = tmp_path / "plain.md"  # a title without its hashes is a second-level heading
+    recording.record(plain, "bench_thing", "Thing", ["x"], [])
+    assert plain.read_text().startswith(f"# Benchmarks\n\n## Thing\n\n{BEGIN}\n")
 
 
 @pytest.mark.parametrize(
