@@ -81,7 +81,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Every benchmark; each writes its figures to stdout (BENCHMARKS.md records the latest).
+# Every benchmark; each prints its figures and writes them into its section of BENCHMARKS.md.
 # FEAST=--feast also runs Feast 0.67 on the same data, in its own venv (bench/.venv-feast).
 # bench_server.py drives the server with wrk, installed here when apt-get can; without it a
 # slower Python load generator is used (and says so).

@@ -1,7 +1,7 @@
 """The serving log writer's CPU per logged row, format 2 (typed columns) against format 1 (JSON
 text, the writer before issue 10: tests/monitoring/v1_log.py), in one process.
 
-    python bench/bench_log_writer.py
+    python bench/bench_log_writer.py [--record PATH | --no-record]
 
 Answers of 1 and of 100 entity rows (2 keys, 10 features of two views: floats, integers, a
 string), decoded, converted in batches of CONVERT_ROWS rows as the writer process does, and
@@ -10,6 +10,7 @@ written as one zstd Parquet file: median CPU of 3 runs, and the file's size.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,10 @@ from featurehub.monitoring.log_format import (  # noqa: E402
 from featurehub.monitoring.log_writer import CONVERT_ROWS  # noqa: E402
 from tests.monitoring import v1_log  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from recording import Transcript, add_arguments, finish  # noqa: E402
+
+SECTION = "## Serving log writer (`bench/bench_log_writer.py`)"
 Convert = Callable[[Sequence[ServedRequest]], dict[tuple[str, str], pa.Table]]
 
 
@@ -73,9 +78,13 @@ def run(
         return time.process_time() - started, path.stat().st_size
 
 
-def main() -> None:
-    print("| rows per answer | format | rows | CPU us per row | CPU us per answer | file KiB |")
-    print("|---:|---:|---:|---:|---:|---:|")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    out = Transcript()
+    out("| rows per answer | format | rows | CPU us per row | CPU us per answer | file KiB |")
+    out("|---:|---:|---:|---:|---:|---:|")
     for rows in (1, 100):
         per_batch = max(CONVERT_ROWS // rows, 1)
         answers = [answer(number, rows) for number in range(per_batch * 12)]
@@ -83,10 +92,11 @@ def main() -> None:
         for name, convert, typed in (("2", to_tables, True), ("1", v1_log.to_tables, False)):
             runs = [run(answers, convert, per_batch, typed) for _ in range(3)]
             cpu = statistics.median(seconds for seconds, _ in runs)
-            print(
+            out(
                 f"| {rows} | {name} | {total:,} | {cpu / total * 1e6:.2f} | "
                 f"{cpu / len(answers) * 1e6:.1f} | {runs[0][1] / 1024:.0f} |"
             )
+    finish(args.record, "bench_log_writer", SECTION, out.lines, argv)
 
 
 if __name__ == "__main__":

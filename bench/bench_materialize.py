@@ -36,11 +36,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from bench_pit import START_US, Scale, feature_names, generate  # noqa: E402
 from feast_peer import check_venv, run_peer  # noqa: E402
+from recording import Transcript, add_arguments, finish  # noqa: E402
 from redis import Redis  # noqa: E402
 
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.spark_cluster import standalone_cluster  # noqa: E402
 
+SECTION = "## Materialization (`bench/bench_materialize.py`)"
 DEFINITIONS = """
 from featurehub import Entity, FeatureView, Field, ParquetSource
 from featurehub.types import Float64, Int64
@@ -115,7 +117,7 @@ def run_once(repo: Path, engine: str, redis: RedisServer, extra_env: dict[str, s
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--entities", type=int, default=100_000)
@@ -124,7 +126,8 @@ def main() -> None:
     parser.add_argument(
         "--feast", action="store_true", help="also run Feast (bench/feast_peer.py, Feast venv)"
     )
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     if args.feast:
         check_venv()
     scale = Scale(rows=args.rows, entities=args.entities, entity_rows=args.rows // 10, seed=42)
@@ -176,7 +179,9 @@ def main() -> None:
             feast_line = "\nfeaturehub / Feast time (run s medians): " + ", ".join(
                 f"{engine} {run_s / feast_s:.2f}" for engine, run_s in medians.items()
             )
-    print("\n".join(table) + feast_line)
+    out = Transcript()
+    out("\n".join(table) + feast_line)
+    finish(args.record, "bench_materialize", SECTION, out.lines, argv)
 
 
 if __name__ == "__main__":

@@ -60,10 +60,12 @@ from tests.redis_server import RedisServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feast_peer import check_venv, latencies_us, run_peer
+from recording import Transcript, add_arguments, finish
 
 START_US = 1_700_000_000 * 1_000_000
 TABLES = ((0, 1), (3_600_000_000, 2))  # (time shift in us, seed): the rewrite is 1 h newer
 N_FEATURES = 10
+SECTION = "## Online store (`bench/bench_online.py`)"
 
 
 def make_view() -> FeatureView:
@@ -184,7 +186,7 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=100_000)
     parser.add_argument("--iterations", type=int, default=3000)
@@ -193,7 +195,8 @@ def main() -> None:
     parser.add_argument(
         "--feast", action="store_true", help="also run Feast (bench/feast_peer.py, Feast venv)"
     )
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     if args.feast:
         check_venv()
 
@@ -228,7 +231,8 @@ def main() -> None:
                     args.rounds,
                 )
             )
-    print(
+    out = Transcript()
+    out(
         f"{args.entities:,} entities x {N_FEATURES} features; write rates: median of "
         f"{args.rounds} runs; {args.iterations} reads each; redis-server {version}, "
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
@@ -236,14 +240,15 @@ def main() -> None:
     )
     if peer is not None:
         results += feast_rows(peer, results[0])
-    print(markdown(results))
+    out(markdown(results))
     if peer is not None:
         to_dict_1, to_dict_100 = peer["get_1_to_dict_us"], peer["get_100_to_dict_us"]
-        print(
+        out(
             f"\nFeast {peer['feast']}: write rates from one run; get_online_features(...)"
             f".to_dict() p50 / p99: 1 entity {to_dict_1[0]:.0f} / {to_dict_1[1]:.0f} us, "
             f"100 entities {to_dict_100[0]:.0f} / {to_dict_100[1]:.0f} us"
         )
+    finish(args.record, "bench_online", SECTION, out.lines, argv)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from feast_peer import check_venv, run_peer
+from recording import Transcript, add_arguments, finish
 
 from featurehub.offline.pit import ViewQuery, point_in_time_join
 
@@ -53,6 +54,7 @@ MAX_DELAY_US = 2 * 3_600 * 1_000_000  # created = event + U[0, 2h)
 FILES_PER_VIEW = 10
 N_FEATURES = 10
 TS_TYPE = pa.timestamp("us", tz="UTC")
+SECTION = "## Point-in-time training data (`bench/bench_pit.py`)"
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--feast", action="store_true", help="also run Feast (bench/feast_peer.py, Feast venv)"
     )
+    add_arguments(parser)
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--views", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -330,12 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: {scale.directory} (ready in {time.perf_counter() - started:.1f} s)")
     lines = [measure(scale, views, ttl, args) for ttl in args.ttl for views in (1, 3)]
     print()
-    print(
+    out = Transcript()
+    out(
         f"{args.rows:,} feature rows per view over {args.entities:,} entities, "
         f"{args.entity_rows:,} entity rows, created_cutoff={args.created_cutoff}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, duckdb {duckdb.__version__}"
     )
-    print()
+    out()
     header = "| views | driver TTL | median s | median CPU s | peak RSS MiB | runs (s) | non-null |"
     rule = "|---:|---|---:|---:|---:|---|---:|"
     if args.feast:
@@ -343,9 +347,10 @@ def main(argv: list[str] | None = None) -> None:
             " Feast median s | Feast peak RSS MiB | Feast non-null | featurehub / Feast time |"
         )
         rule += "---:|---:|---:|---:|"
-    print(header)
-    print(rule)
-    print("\n".join(lines))
+    out(header)
+    out(rule)
+    out("\n".join(lines))
+    finish(args.record, "bench_pit", SECTION, out.lines, argv)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,12 +52,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_server import load, prepare, start_server, window  # noqa: E402
+from recording import Transcript, add_arguments, finish  # noqa: E402
 
 from featurehub import FeatureStore  # noqa: E402
 from featurehub.config import load_config  # noqa: E402
 from tests.redis_server import RedisServer, free_port  # noqa: E402
 
 MODEL = "trip_completion"
+SECTION = "## Model serving (`bench/bench_predict.py`)"
 DATASET = "bench_trips"
 COMPLETE = "bench_trips_complete"
 KEYS = ("driver_id", "customer_id", "pickup_zone", "dropoff_zone")
@@ -103,10 +106,13 @@ def agreement(sklearn: Any, graph: Any, matrix: np.ndarray) -> str:
     )
 
 
-def register_models(store: FeatureStore, repo: Path) -> dict[str, int]:
+def register_models(
+    store: FeatureStore, repo: Path, say: Callable[[str], None] = print
+) -> dict[str, int]:
     """The three versions of `trip_completion`, the pipeline promoted to production. The
     plain LogisticRegression takes no missing value, so it learns from (and is registered
-    with) a second dataset: the trips whose every feature was known."""
+    with) a second dataset: the trips whose every feature was known. `say` prints how
+    closely the ONNX export agrees with scikit-learn (the bench's Transcript records it)."""
     training = train_model_module()
     service = training.SERVICE
     saved = store.datasets.save(DATASET, str(repo / "data" / "trips.parquet"), service)
@@ -131,7 +137,7 @@ def register_models(store: FeatureStore, repo: Path) -> dict[str, int]:
     versions["sklearn LR"] = store.models.register(MODEL, regression, **options)
     graph = to_onnx(regression, complete.shape[1])
     versions["onnx LR"] = store.models.register(MODEL, graph, flavor="onnx", **options)
-    print(agreement(regression, graph, complete))
+    say(agreement(regression, graph, complete))
     return {label: version.version for label, version in versions.items()}
 
 
@@ -194,12 +200,15 @@ def predict_seconds(url: str, version: int) -> tuple[float, int]:
     return found.get("sum", 0.0), int(found.get("count", 0))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="alternations, best kept")
-    args = parser.parse_args()
-    print(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    out = Transcript()
+    out(f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores")
+    out.gap()
     start, end = window()
     with (
         tempfile.TemporaryDirectory(prefix="featurehub-bench-predict-") as workdir,
@@ -207,7 +216,7 @@ def main() -> None:
     ):
         repo, env, _, _ = prepare(Path(workdir), redis.url, start, end)
         with FeatureStore(config=load_config(repo, env=env)) as store:
-            versions = register_models(store, repo)
+            versions = register_models(store, repo, out)
             hundred = complete_entities(store, repo, 100)
             entity_sets = {1: {key: values[:1] for key, values in hundred.items()}, 100: hundred}
             own = {
@@ -217,11 +226,12 @@ def main() -> None:
             }
         process = start_server(repo, env, port := free_port())
         url = f"http://127.0.0.1:{port}"
-        print("| model | rows | conc. | features req/s | predict req/s | ratio (>= 0.7) "
+        out.gap()
+        out("| model | rows | conc. | features req/s | predict req/s | ratio (>= 0.7) "
               "| ceiling | features p50/p99 ms | predict p50/p99 ms "
               "| model predict us, alone / in server | p50 bound ms "
               "| server CPU us/req, features / predict (extra) | targets |")  # fmt: skip
-        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        out("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         try:
             for (label, rows), alone in own.items():
                 version = versions[label]
@@ -264,7 +274,7 @@ def main() -> None:
                         "throughput " + ("met" if ratio >= 0.7 else "missed"),
                         f"p50 {p50}" if connections == 1 else "p50 queue-bound (c=8)",
                     ]
-                    print(
+                    out(
                         f"| {label} | {rows} | {connections} | {f['rps']:.0f} | {p['rps']:.0f} | "
                         f"{ratio:.2f} | {ceiling:.2f} | {f['p50']:.2f}/{f['p99']:.2f} | "
                         f"{p['p50']:.2f}/{p['p99']:.2f} | {alone:.0f} / {served:.0f} | "
@@ -275,7 +285,9 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(60)
-    print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
+    out.gap()
+    out(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
+    finish(args.record, "bench_predict", SECTION, out.lines, argv)
 
 
 if __name__ == "__main__":

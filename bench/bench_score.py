@@ -36,16 +36,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from featurehub import FeatureStore
 from tests.example_repo import copy_example_repo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recording import Transcript, add_arguments, finish
+
 SERVICE = "trip_completion_v1"
+SECTION = "## Batch scoring (`bench/bench_score.py`)"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--entity-rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one more score")
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     with tempfile.TemporaryDirectory() as folder:
         repo = copy_example_repo(Path(folder) / "repo", rows=args.rows, end=now)
@@ -84,9 +89,13 @@ def main() -> None:
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     join, predict, score = (statistics.median(x) for x in (joins, predicts, scores))
-    print(f"entity rows {args.entity_rows:,}, driver rows {args.rows:,}, median of {args.repeat}")
-    print(f"join {join:.2f} s, predict {predict:.2f} s, score {score:.2f} s")
-    print(f"score / (join + predict) = {score / (join + predict):.2f} (bound 1.3)")
+    out = Transcript()
+    out(f"entity rows {args.entity_rows:,}, driver rows {args.rows:,}, median of {args.repeat}")
+    out.gap()
+    out(f"join {join:.2f} s, predict {predict:.2f} s, score {score:.2f} s")
+    out.gap()
+    out(f"score / (join + predict) = {score / (join + predict):.2f} (bound 1.3)")
+    finish(args.record, "bench_score", SECTION, out.lines, argv)
 
 
 def _fit(store: FeatureStore, frame: object) -> object:

@@ -44,7 +44,11 @@ from featurehub.config import load_config  # noqa: E402
 from tests.example_repo import copy_example_repo  # noqa: E402
 from tests.redis_server import RedisServer, free_port  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from recording import Transcript, add_arguments, finish  # noqa: E402
+
 FEATURES = ["driver_stats:*", "customer_profile:*"]  # 5 + 5 features
+SECTION = "## Feature server (`bench/bench_server.py`)"
 
 
 def prepare(
@@ -290,7 +294,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "-"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--memory-seconds", type=float, default=60.0)
@@ -304,7 +308,8 @@ def main() -> None:
         action="store_true",
         help="also measure Feast 0.67's feature server on the same data (bench/.venv-feast)",
     )
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     if args.feast:
         from feast_peer import check_venv
 
@@ -398,12 +403,17 @@ def main() -> None:
             ]  # fmt: skip
         loadavg = os.getloadavg()[0]
         tool = "wrk" if shutil.which("wrk") else "python (httpx)"
-        print(f"\nfeature server, 1 uvicorn worker (uvloop, httptools), Redis on loopback, {tool}")
-        print(f"10 features ({', '.join(FEATURES)}), metrics and serving log on")
-        print(f"{os.cpu_count()} CPUs, load average {loadavg:.1f} at the end\n")
-        print("| measure | value |\n| --- | --- |")
+        print()
+        out = Transcript()
+        out(f"feature server, 1 uvicorn worker (uvloop, httptools), Redis on loopback, {tool}")
+        out.gap()
+        out(f"10 features ({', '.join(FEATURES)}), metrics and serving log on")
+        out.gap()
+        out(f"{os.cpu_count()} CPUs, load average {loadavg:.1f} at the end\n")
+        out("| measure | value |\n| --- | --- |")
         for name, value in rows:
-            print(f"| {name} | {value} |")
+            out(f"| {name} | {value} |")
+    finish(args.record, "bench_server", SECTION, out.lines, argv)
 
 
 if __name__ == "__main__":

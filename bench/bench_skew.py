@@ -47,6 +47,8 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from recording import add_arguments, finish, markers  # noqa: E402
+
 from featurehub import FeatureStore  # noqa: E402
 from featurehub.config import RepoConfig, ServingLogConfig, load_config  # noqa: E402
 from featurehub.monitoring.log_format import ServedAnswer, answer_body  # noqa: E402
@@ -391,12 +393,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         help="also measure a log of this format (2, the current one, always)",
     )
-    parser.add_argument(
-        "--record",
-        type=Path,
-        default=ROOT / "BENCHMARKS.md",
-        help="the file whose bench_skew section gets the figures (default: BENCHMARKS.md)",
-    )
+    add_arguments(parser)
     parser.add_argument("--root", type=Path, default=DATA_ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.formats = sorted({2, *(args.log_format or [])}, reverse=True)
@@ -440,32 +437,9 @@ def report(
     return lines
 
 
-BEGIN, END_MARK = "<!-- bench_skew: begin -->", "<!-- bench_skew: end -->"
+NAME = "bench_skew"
+BEGIN, END_MARK = markers(NAME)
 SECTION = "## Skew checks (`bench/bench_skew.py`)"
-
-
-def record(path: Path, lines: list[str], argv: list[str]) -> None:
-    """Put `lines` between the markers of `path`'s skew section (text around them is kept),
-    with the command, the time and the machine; add the section if it is missing."""
-    command = " ".join([".venv/bin/python bench/bench_skew.py", *argv])
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = "\n".join([BEGIN, "", f"`{command}`, {when}, {platform()}:", "", *lines, "", END_MARK])
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END_MARK in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + block + rest.split(END_MARK, 1)[1]
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{block}\n"
-    path.write_text(text)
-
-
-def platform() -> str:
-    import platform as host
-
-    return (
-        f"Python {host.python_version()}, {host.system()} {host.release()}, "
-        f"{os.cpu_count()} CPUs, pyarrow {pa.__version__}"
-    )
 
 
 def main(argv: list[str] | None = None) -> list[str]:
@@ -479,8 +453,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     lines = report(scale, args.formats, timings, found)
     print()
     print("\n".join(lines))
-    record(args.record, lines, sys.argv[1:] if argv is None else argv)
-    print(f"\nrecorded in {args.record}")
+    finish(args.record, NAME, SECTION, lines, argv)
     return lines
 
 
