@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import math
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -456,11 +457,17 @@ class Models:
         """Predictions for each entity row from its point-in-time features (the join the
         training set came from), written to `out` as Parquet: the entity columns, `model`,
         `model_version`, `prediction`."""
-        model = self.load(reference)
-        job = self._store.get_historical_features(
-            entities, model.version.feature_service, timestamp_column=timestamp_column
-        )
-        return score(model, job, Path(out))
+        version = self.get(reference)
+        # The artifact is read, checked and loaded while the join runs (which waits mostly
+        # on DuckDB and Arrow, off the GIL): ~0.04 s of a 1M-row score's ~0.7 for the demo's
+        # pipeline, seconds for a big model.
+        with ThreadPoolExecutor(1, thread_name_prefix="featurehub-model-load") as loading:
+            model = loading.submit(self.load, f"{version.name}:{version.version}")
+            job = self._store.get_historical_features(
+                entities, version.feature_service, timestamp_column=timestamp_column
+            )
+            features = job.to_arrow()
+            return score(model.result(), features, Path(out))
 
     # Last in the class: below it, `list` in an annotation would name this method.
     def list(self) -> list[ModelVersion]:
