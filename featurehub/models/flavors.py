@@ -136,7 +136,7 @@ def load_predictor(
     if flavor == "sklearn":
         return _SklearnPredictor(_load_skops(data, trusted_types, what))
     if flavor == "onnx":
-        return _OnnxPredictor(data, what)
+        return _onnx_predictor(data, what)
     if flavor == "pyfunc":
         return _load_pyfunc(data, repo_path, what)
     if flavor == "mlflow":
@@ -299,51 +299,64 @@ _ONNX_TYPES = {
 }
 
 
-class _OnnxPredictor:
-    """One input: the features as a matrix. One input per feature: a column each."""
+def _onnx_predictor(data: bytes, what: str) -> Predictor:
+    """A graph of one input takes the features as a matrix; one of an input per feature
+    (named as the features) a column each, from the frame."""
+    import onnxruntime
 
-    def __init__(self, data: bytes, what: str) -> None:
-        import onnxruntime
+    options = onnxruntime.SessionOptions()
+    # A run on the calling thread only. ONNX Runtime's pool threads otherwise busy-wait
+    # after each run for the next one (a one-row logistic regression used ~1.8x its run's
+    # CPU), and without spinning each run still wakes one: a one-row run cost 10.4 us of
+    # CPU for 5.6 of wall time, 5.4 for 5.4 on one thread. The feature server's
+    # parallelism is its worker processes; batch scoring's time is the join's.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ArtifactError(f"{what} is not a valid ONNX model: {exc}") from None
+    if len(session.get_inputs()) == 1:
+        return _OnnxMatrixPredictor(session)
+    return _OnnxColumnsPredictor(session)
 
-        options = onnxruntime.SessionOptions()
-        # A run on the calling thread only. ONNX Runtime's pool threads otherwise busy-wait
-        # after each run for the next one (a one-row logistic regression used ~1.8x its
-        # run's CPU), and without spinning each run still wakes one: a one-row run cost 10.4
-        # us of CPU for 5.6 of wall time, 5.4 for 5.4 on one thread. The feature server's
-        # parallelism is its worker processes; batch scoring's time is the join's.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        try:
-            self.session = onnxruntime.InferenceSession(
-                data, options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise ArtifactError(f"{what} is not a valid ONNX model: {exc}") from None
-        self.inputs = self.session.get_inputs()
-        self.matrix_dtype = _ONNX_TYPES.get(self.inputs[0].type, np.float32)
-        self._output = [self.session.get_outputs()[0].name]
 
-    def predict_matrix(self, values: np.ndarray) -> Any:
-        if len(self.inputs) != 1:
-            return self.predict(pd.DataFrame(values))
-        return self.session.run(self._output, {self.inputs[0].name: values})[0]
+class _OnnxColumnsPredictor:
+    """A graph with an input per feature, each given its column."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.inputs = [
+            (node.name, _ONNX_TYPES.get(node.type, np.float32)) for node in session.get_inputs()
+        ]
+        self._output = [session.get_outputs()[0].name]
 
     def predict(self, features: pd.DataFrame) -> Any:
-        if len(self.inputs) == 1:
-            node = self.inputs[0]
-            feed = {node.name: matrix(features, _ONNX_TYPES.get(node.type, np.float32))}
-        else:
-            feed = {
-                node.name: matrix(features[[node.name]], _ONNX_TYPES.get(node.type, np.float32))
-                for node in self.inputs
-            }
+        feed = {name: matrix(features[[name]], dtype) for name, dtype in self.inputs}
         return self.session.run(self._output, feed)[0]
 
     def input_width(self) -> int | None:
-        """The number of features a one-input graph takes, when its shape says."""
-        if len(self.inputs) != 1:
-            return len(self.inputs)
-        shape = self.inputs[0].shape
+        return len(self.inputs)
+
+
+class _OnnxMatrixPredictor(_OnnxColumnsPredictor):
+    """A graph with one input: the features as a matrix, which the server and batch scoring
+    build straight from the look-up's values or the joined Arrow table."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__(session)
+        # Read once: each read of a NodeArg's name builds a new string in onnxruntime.
+        self._name, self.matrix_dtype = self.inputs[0]
+
+    def predict_matrix(self, values: np.ndarray) -> Any:
+        return self.session.run(self._output, {self._name: values})[0]
+
+    def predict(self, features: pd.DataFrame) -> Any:
+        return self.predict_matrix(matrix(features, self.matrix_dtype))
+
+    def input_width(self) -> int | None:
+        """The number of features the graph takes, when its input's shape says."""
+        shape = self.session.get_inputs()[0].shape
         return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
 
 
