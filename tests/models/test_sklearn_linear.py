@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from featurehub import FeatureStore
 from featurehub.models.flavors import _SklearnPredictor
+from featurehub.models.loaded import ModelPredictError
 from featurehub.models.sklearn_arrays import frame_of, identical
 from featurehub.models.sklearn_linear import linear_predict
 from tests.models.conftest import FEATURES, features_of
@@ -323,3 +325,25 @@ def test_a_registered_pipeline_predicts_through_numpy(local_store: FeatureStore)
     table = local_store.get_dataset("train").to_arrow()
     assert identical(model.predict(features), loaded.predict_table(table))
     assert identical(model.predict(features), loaded.predict(pd.DataFrame(features)))
+
+
+def test_a_missing_feature_is_the_model_error_it_was(local_store: FeatureStore) -> None:
+    """A plain LogisticRegression takes no NaN: through numpy, as through scikit-learn, a
+    row with a missing feature is a ModelPredictError (the server's 500 model_error) that
+    names the estimator and counts the rows."""
+    frame = features_of(local_store)
+    features = frame[FEATURES].astype("float64")
+    model = LogisticRegression().fit(features, (features["conv_rate"] > 0.5).astype(int))
+    local_store.models.register(
+        "driver_model", model, feature_service="driver_service", training_dataset="train"
+    )
+    loaded = local_store.models.load("driver_model:1")
+    assert loaded.predictor.linear is not None  # type: ignore[attr-defined]
+    table = local_store.get_dataset("train").to_arrow().slice(0, 3)
+    conv_rate = table.column_names.index("conv_rate")
+    holed = table.set_column(conv_rate, "conv_rate", pa.array([0.5, None, None], pa.float64()))
+    with pytest.raises(ModelPredictError) as failed:
+        loaded.predict_table(holed)
+    message = str(failed.value)
+    assert "model driver_model version 1 failed to predict (2 of 3 rows have a missing" in message
+    assert "LogisticRegression does not accept missing values" in message
