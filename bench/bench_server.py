@@ -208,13 +208,19 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def run_wrk(url: str, payload: bytes, connections: int, seconds: float) -> dict[str, float]:
+def run_wrk(
+    url: str, payload: bytes, connections: int, seconds: float, delay_ms: int = 0
+) -> dict[str, float]:
+    """wrk's req/s and p50/p99; with `delay_ms`, each connection waits that long after each
+    answer before its next request (a paced load below saturation)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         escaped = payload.decode().replace("\\", "\\\\").replace('"', '\\"')
         script.write(
             f'wrk.method = "POST"\nwrk.body = "{escaped}"\n'
             'wrk.headers["Content-Type"] = "application/json"\n'
         )
+        if delay_ms:
+            script.write(f"function delay()\n  return {int(delay_ms)}\nend\n")
     threads = min(2, connections)
     output = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency",
@@ -232,7 +238,7 @@ def run_wrk(url: str, payload: bytes, connections: int, seconds: float) -> dict[
 
 
 async def _python_load(
-    url: str, payload: bytes, connections: int, seconds: float
+    url: str, payload: bytes, connections: int, seconds: float, delay_ms: int = 0
 ) -> dict[str, float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -247,6 +253,8 @@ async def _python_load(
                 latencies.append(time.perf_counter() - started)
                 if answer.status_code != 200:
                     raise RuntimeError(f"{answer.status_code}: {answer.text}")
+                if delay_ms:
+                    await asyncio.sleep(delay_ms / 1000)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
@@ -259,10 +267,12 @@ async def _python_load(
     }
 
 
-def load(url: str, payload: bytes, connections: int, seconds: float) -> dict[str, float]:
+def load(
+    url: str, payload: bytes, connections: int, seconds: float, delay_ms: int = 0
+) -> dict[str, float]:
     if shutil.which("wrk"):
-        return run_wrk(url, payload, connections, seconds)
-    return asyncio.run(_python_load(url, payload, connections, seconds))
+        return run_wrk(url, payload, connections, seconds, delay_ms)
+    return asyncio.run(_python_load(url, payload, connections, seconds, delay_ms))
 
 
 def peer(
