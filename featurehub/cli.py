@@ -903,13 +903,16 @@ def _render_replay(report: SkewReport) -> None:
     whose = ""
     if report.model is not None:
         whose = f" answered by {report.model.name} version {report.model.version}"
-    table = Table(
-        title=(
-            f"{report.feature_service}: {replayed.rows:,} rows{whose} served "
-            f"{report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M}{sampled}, "
-            "replayed through the offline join"
-        )
+    title = (
+        f"{report.feature_service}: {replayed.rows:,} rows{whose} served "
+        f"{report.start:%Y-%m-%d %H:%M} .. {report.end:%Y-%m-%d %H:%M}{sampled}, "
+        "replayed through the offline join"
     )
+    if report.rows_by_arm is not None:
+        arms = ", ".join(f"{arm} {count:,}" for arm, count in report.rows_by_arm.items())
+        of_all = " (all its rows in the window, not only the sample)" if replayed.sample else ""
+        title += f"\nrows by arm: {arms}{of_all}"
+    table = Table(title=escape(title))
     for column in ("feature", "status", "compared", "mismatches", "by cause", "stale lag p95"):
         table.add_column(column, overflow="fold")
     features = sorted(replayed.features, key=lambda f: (f.passed, -f.mismatches, f.name))

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pandas as pd
 
 from featurehub.config import MonitoringConfig
@@ -25,6 +26,7 @@ from featurehub.skew.distribution_check import (
 )
 from featurehub.skew.model_target import CheckedModel
 from featurehub.skew.replay_result import ReplayResult
+from featurehub.skew.served_rows import ModelAnswers, count_by_arm, log_files
 from featurehub.skew.thresholds import judged_by
 from featurehub.types import as_utc
 
@@ -45,6 +47,9 @@ class SkewReport:
     check_id: int | None = None
     # The model version whose rows were checked (None: every row the service served).
     model: CheckedModel | None = None
+    # Of a model's check: the rows it answered in the window per arm, most first (all of
+    # them, sampled or not; `served_rows.count_by_arm`). None for a check of the service.
+    rows_by_arm: dict[str, int] | None = None
 
     @property
     def passed(self) -> bool:
@@ -55,6 +60,7 @@ class SkewReport:
         return {
             "feature_service": self.feature_service,
             "model": None if self.model is None else self.model.to_dict(),
+            "rows_by_arm": None if self.rows_by_arm is None else dict(self.rows_by_arm),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "passed": self.passed,
@@ -166,7 +172,12 @@ def check_skew(
             per_feature=column_thresholds(store, columns, monitoring),
             answered_by=answered_by,
         )
-    report = SkewReport(feature_service, start, end, replayed, distribution, columns, model=model)
+    arms = None
+    if answered_by is not None:
+        arms = _rows_by_arm(store, feature_service, start, end, answered_by)
+    report = SkewReport(
+        feature_service, start, end, replayed, distribution, columns, model=model, rows_by_arm=arms
+    )
     recorded = store.skew_checks.record(
         feature_service=feature_service,
         window_start=start,
@@ -181,6 +192,22 @@ def check_skew(
         model_version=None if model is None else model.version,
     )
     return replace(report, check_id=recorded.id)
+
+
+def _rows_by_arm(
+    store: FeatureStore,
+    feature_service: str,
+    start: datetime,
+    end: datetime,
+    answered_by: ModelAnswers,
+) -> dict[str, int]:
+    """The version's rows per arm, from the log files the replay read."""
+    files = log_files(store.config.serving_log_root, feature_service, start, end)
+    con = duckdb.connect()
+    try:
+        return count_by_arm(con, files, start, end, answered_by)
+    finally:
+        con.close()
 
 
 def dataset_columns(dataset: Dataset) -> dict[str, str]:

