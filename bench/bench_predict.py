@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -154,11 +155,21 @@ def complete_entities(store: FeatureStore, repo: Path, rows: int) -> dict[str, l
     unique = list(dict.fromkeys(tuple(trip[key] for key in KEYS) for trip in trips))
     candidates = {key: [row[index] for row in unique] for index, key in enumerate(KEYS)}
     response = store.get_online_features("trip_completion_v1", candidates, log=False)
-    complete = [
-        index
-        for index in range(len(unique))
-        if all(values[index] is not None for values in response.values.values())
-    ]
+    # Known for the whole run: a value whose ttl ends within the hour would turn into a
+    # missing one, which the plain LogisticRegression refuses (a 500), halfway through.
+    lasts_until = datetime.now(timezone.utc) + timedelta(hours=1)
+
+    def known(index: int) -> bool:
+        for view, _, names in response.sources:
+            for name in names:
+                stamp = response.event_timestamps[name][index]
+                if response.values[name][index] is None or stamp is None:
+                    return False
+                if view.ttl is not None and stamp + view.ttl <= lasts_until:
+                    return False
+        return True
+
+    complete = [index for index in range(len(unique)) if known(index)]
     if len(complete) < rows:
         raise RuntimeError(f"only {len(complete)} trips have every feature online")
     return {key: [candidates[key][i] for i in complete[:rows]] for key in KEYS}
