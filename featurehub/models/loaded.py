@@ -53,11 +53,10 @@ class LoadedModel:
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """One prediction per row of `features` (extra columns, such as keys, are ignored;
         the model sees its features in the order it was trained on)."""
-        what = self.what
         missing = [name for name in self.feature_names if name not in features.columns]
         if missing:
             raise ModelError(
-                f"{what}: the features {', '.join(missing)} are missing; pass the columns of "
+                f"{self.what}: the features {', '.join(missing)} are missing; pass the columns of "
                 f"feature service {self.version.feature_service!r}"
             )
         inputs = features[self.feature_names]
@@ -66,7 +65,7 @@ class LoadedModel:
         except Exception as exc:
             nulls = int(inputs.isna().any(axis=1).sum())
             raise self._failed(exc, nulls, len(inputs)) from exc
-        return as_predictions(values, len(inputs), what)
+        return as_predictions(values, len(inputs), self.what)
 
     def predict_table(self, features: pa.Table) -> np.ndarray:
         """`predict` over an Arrow table (the joined features): a model that takes a matrix
@@ -136,6 +135,5 @@ class LoadedModel:
         return as_predictions(predictions, len(values), self.what)
 
     def _failed(self, exc: Exception, nulls: int, rows: int) -> ModelPredictError:
-        what = self.what
         hint = f" ({nulls} of {rows} rows have a missing feature)" if nulls else ""
-        return ModelPredictError(f"{what} failed to predict{hint}: {exc}")
+        return ModelPredictError(f"{self.what} failed to predict{hint}: {exc}")

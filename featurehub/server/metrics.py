@@ -279,7 +279,6 @@ class ServerMetrics:
         self._latency_children: dict[tuple[str, str], LatencyChild] = {}
         self._error_children: dict[str, Any] = {}
         self._model_children: dict[tuple[str, int, str, int], list[Any]] = {}
-        self._prediction_children: dict[tuple[str, int, str], LatencyChild] = {}
         self._predict_children: dict[tuple[str, int], LatencyChild] = {}
 
     def observe(self, endpoint: str, service: str, code: int, seconds: float) -> None:
@@ -336,13 +335,7 @@ class ServerMetrics:
         shadow's, which answers no request of its own."""
         if values.dtype.kind not in "iufb" or not len(values):
             return
-        key = (model, version, arm)
-        child = self._prediction_children.get(key)
-        if child is None:
-            child = self._prediction_children[key] = self.predictions.labels(
-                model, str(version), arm
-            )
-        child.observe_many(values)
+        self.predictions.labels(model, str(version), arm).observe_many(values)
 
     def error(self, kind: str) -> None:
         child = self._error_children.get(kind)

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pandas as pd
 
 from featurehub.config import MonitoringConfig
 from featurehub.datasets.dataset import Dataset
+from featurehub.offline.source_reader import connect
 from featurehub.registry.skew_checks import FailedFeature
 from featurehub.skew.distribution_check import (
     DistributionResult,
@@ -203,7 +203,7 @@ def _rows_by_arm(
 ) -> dict[str, int]:
     """The version's rows per arm, from the log files the replay read."""
     files = log_files(store.config.serving_log_root, feature_service, start, end)
-    con = duckdb.connect()
+    con = connect(store.repo_path)
     try:
         return count_by_arm(con, files, start, end, answered_by)
     finally:
